@@ -1,0 +1,1 @@
+//! Test support for the real parts `e2e/env up` starts.

@@ -1,0 +1,4 @@
+//! Ingest: turns HTTP push requests (Loki push, NDJSON) into validated [`logstream_bus::Batch`]es
+//! and appends them to the bus, answering only once they are durable.
+
+pub mod decode;
