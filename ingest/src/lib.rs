@@ -2,3 +2,8 @@
 //! and appends them to the bus, answering only once they are durable.
 
 pub mod decode;
+pub mod http;
+pub mod metrics;
+
+pub use http::{IngestConfig, IngestState, router};
+pub use metrics::IngestMetrics;

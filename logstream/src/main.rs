@@ -1,1 +1,86 @@
-fn main() {}
+//! `logstream`: one binary, a subcommand per role.
+
+use clap::{Parser, Subcommand};
+use logstream::standalone::{Standalone, StandaloneConfig};
+use logstream::{bench, query_cli, telemetry};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "logstream", version, about = "Kubernetes-native log platform")]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "LOGSTREAM_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every role in one process: ingest, embedded WAL, processor, query.
+    Standalone(StandaloneConfig),
+    /// Run a LogQL query against a running server and print the result.
+    Query(query_cli::QueryArgs),
+    /// Measure ingest, storage and query speed on a standalone server.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.command {
+        Command::Standalone(_) => "info",
+        _ => "warn",
+    };
+    telemetry::init_logging(filter, cli.log_json);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Standalone(cfg) => run_standalone(cfg).await,
+            Command::Query(args) => query_cli::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_standalone(cfg: StandaloneConfig) -> anyhow::Result<()> {
+    let mut server = Standalone::start(cfg).await?;
+    let stop = server.shutdown_token();
+    tokio::select! {
+        res = server.wait() => return res,
+        () = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down: draining requests and flushing to storage");
+    stop.cancel();
+    server.wait().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,7 @@
+//! The `logstream` binary's library: one module per subcommand, so tests and benchmarks start
+//! the same servers the binary does.
+
+pub mod bench;
+pub mod query_cli;
+pub mod standalone;
+pub mod telemetry;

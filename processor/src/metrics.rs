@@ -1,0 +1,95 @@
+//! Prometheus metrics of the processor.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Debug, Clone)]
+pub struct ProcessorMetrics {
+    pub records: Counter,
+    pub events: Counter,
+    pub flushes: Counter,
+    pub flush_errors: Counter,
+    pub flush_seconds: Histogram,
+    pub files_written: Counter,
+    pub parquet_bytes: Counter,
+    pub line_bytes_flushed: Counter,
+    pub hot_line_bytes: Gauge,
+    pub committed_offset: Gauge,
+    pub lag_records: Gauge,
+}
+
+impl Default for ProcessorMetrics {
+    fn default() -> Self {
+        Self {
+            records: Counter::default(),
+            events: Counter::default(),
+            flushes: Counter::default(),
+            flush_errors: Counter::default(),
+            flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            files_written: Counter::default(),
+            parquet_bytes: Counter::default(),
+            line_bytes_flushed: Counter::default(),
+            hot_line_bytes: Gauge::default(),
+            committed_offset: Gauge::default(),
+            lag_records: Gauge::default(),
+        }
+    }
+}
+
+impl ProcessorMetrics {
+    /// Creates the metrics and registers them under `logstream_processor_*`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let r = registry.sub_registry_with_prefix("logstream_processor");
+        r.register("records", "Bus records consumed", m.records.clone());
+        r.register("events", "Events consumed", m.events.clone());
+        r.register("flushes", "Flushes committed", m.flushes.clone());
+        r.register(
+            "flush_errors",
+            "Flushes that failed and will be retried",
+            m.flush_errors.clone(),
+        );
+        r.register_with_unit(
+            "flush_duration",
+            "Time to encode, upload and commit one flush",
+            Unit::Seconds,
+            m.flush_seconds.clone(),
+        );
+        r.register(
+            "files_written",
+            "Parquet objects written",
+            m.files_written.clone(),
+        );
+        r.register_with_unit(
+            "parquet",
+            "Bytes of Parquet written",
+            Unit::Bytes,
+            m.parquet_bytes.clone(),
+        );
+        r.register_with_unit(
+            "flushed_line",
+            "Bytes of log lines committed to storage",
+            Unit::Bytes,
+            m.line_bytes_flushed.clone(),
+        );
+        r.register_with_unit(
+            "hot_line",
+            "Bytes of log lines in memory, not yet committed",
+            Unit::Bytes,
+            m.hot_line_bytes.clone(),
+        );
+        r.register(
+            "committed_offset",
+            "Bus offset below which everything is in storage",
+            m.committed_offset.clone(),
+        );
+        r.register(
+            "lag_records",
+            "Durable bus records not yet read",
+            m.lag_records.clone(),
+        );
+        m
+    }
+}
