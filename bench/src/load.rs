@@ -136,6 +136,8 @@ pub async fn sink_baseline(bodies: &[Body], concurrency: usize) -> anyhow::Resul
     res
 }
 
+const MIN_PROBES: usize = 20;
+
 /// Pushes one marked event every 100 ms and measures how long after its ack a query sees it.
 pub struct Probe {
     stop: Arc<AtomicBool>,
@@ -150,10 +152,13 @@ impl Probe {
             let client = reqwest::Client::new();
             let mut seen = Vec::new();
             let mut n = 0u64;
-            while !s.load(Ordering::SeqCst) {
+            // Keep probing until told to stop and at least MIN_PROBES answers are in.
+            while !s.load(Ordering::SeqCst) || seen.len() < MIN_PROBES {
                 n += 1;
-                if let Ok(d) = probe_once(&client, &target, n).await {
-                    seen.push(d);
+                match probe_once(&client, &target, n).await {
+                    Ok(d) => seen.push(d),
+                    Err(_) if n > 10 * MIN_PROBES as u64 => break,
+                    Err(_) => {}
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -8,7 +8,7 @@
 install_kube() {
   local dir="$CACHE_ROOT/kubernetes-$KUBE_VERSION"
   is_installed "$dir" && return 0
-  log "building Kubernetes $KUBE_VERSION control plane + kubectl (cold: tens of minutes)"
+  log "building Kubernetes $KUBE_VERSION control plane + kubectl (cold: 6-18 min on 2 cores)"
   local src="$dir/src" staging_version="v0.${KUBE_VERSION#v1.}"
   mkdir -p "$src" "$dir/bin"
 
@@ -90,7 +90,7 @@ go_install_tool() {
 }
 install_kwok() { go_install_tool kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok; }
 install_helm() {
-  # helm prints its version from ldflags; without it `helm version` says v3.x-dirty-ish "unreleased".
+  # `helm version` reads its version from an ldflag; set it so it reports the pinned release.
   local dir="$CACHE_ROOT/helm-$HELM_VERSION"
   is_installed "$dir" && return 0
   log "building helm $HELM_VERSION"

@@ -1,15 +1,17 @@
 # shellcheck shell=bash
 # Shared helpers and pinned versions for e2e/env. Sourced, never executed.
 
-# Pinned versions: bumping one changes its cache key, so a warm machine rebuilds only that part.
-KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
-ETCD_VERSION="${ETCD_VERSION:-v3.6.5}"
-KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
-HELM_VERSION="${HELM_VERSION:-v3.19.5}"
-KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
-LOG4J_VERSION="${LOG4J_VERSION:-2.24.3}"
-MOTO_VERSION="${MOTO_VERSION:-5.2.5}"
-KUBERNETES_VALIDATE_VERSION="${KUBERNETES_VALIDATE_VERSION:-1.37.0}"
+# Pinned versions (edit here, not via the environment): bumping one changes its cache key, so a
+# warm machine rebuilds only that part.
+# shellcheck disable=SC2034 # used by install.sh, parts.sh and e2e/env
+KUBE_VERSION="v1.34.4"
+ETCD_VERSION="v3.6.5"
+KWOK_VERSION="v0.7.0"
+HELM_VERSION="v3.19.5"
+KAFKA_VERSION="4.1.1"
+LOG4J_VERSION="2.24.3"
+MOTO_VERSION="5.2.5"
+KUBERNETES_VALIDATE_VERSION="1.37.0"
 
 # Builds and downloads live outside the work tree so fresh clones of the repo reuse them.
 CACHE_ROOT="${LOGSTREAM_TESTINFRA_CACHE:-$HOME/.cache/logstream-testinfra}"
