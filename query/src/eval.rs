@@ -268,15 +268,16 @@ mod tests {
             range_ns: 60 * S,
             offset_ns: 0,
         };
+        // Bucket 1 = (60s, 120s]: only the window ending at 120s holds it.
         let pts = windows(&buckets(&[(1, 30.0)]), w, steps, 60 * S);
-        assert_eq!(pts, vec![(60 * S, 0.5)]);
+        assert_eq!(pts, vec![(120 * S, 0.5)]);
         let w = Window {
             func: RangeFunc::BytesOverTime,
             ..w
         };
         assert_eq!(
             windows(&buckets(&[(1, 30.0)]), w, steps, 60 * S),
-            vec![(60 * S, 300.0)]
+            vec![(120 * S, 300.0)]
         );
     }
 
