@@ -9,7 +9,8 @@ mod load;
 mod report;
 
 pub use corpus::Corpus;
-pub use report::Report;
+pub use load::{Pushed, push_all};
+pub use report::{Report, side_by_side};
 
 use anyhow::{Context, bail};
 use std::path::PathBuf;
@@ -18,8 +19,12 @@ use std::time::{Duration, Instant};
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Base URL of the server under test.
+    /// Base URL the events are pushed to.
     pub target: String,
+    /// Base URL queries go to (the push URL when empty).
+    pub query_target: String,
+    /// Where the processors' `/metrics` are (the push URL when empty).
+    pub metrics_targets: Vec<String>,
     /// Events to push.
     pub events: usize,
     /// Events per push request.
@@ -42,7 +47,17 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let sink = load::sink_baseline(&bodies, opts.concurrency).await?;
     eprintln!("baseline HTTP sink: {:.0} events/s", sink.events_per_sec());
 
-    let probe = load::Probe::start(&opts.target);
+    let query_target = if opts.query_target.is_empty() {
+        opts.target.clone()
+    } else {
+        opts.query_target.clone()
+    };
+    let metrics_targets = if opts.metrics_targets.is_empty() {
+        vec![opts.target.clone()]
+    } else {
+        opts.metrics_targets.clone()
+    };
+    let probe = load::Probe::start(&opts.target, &query_target);
     let push = load::push_all(&opts.target, &bodies, opts.concurrency).await?;
     let visible = probe.stop().await;
     eprintln!(
@@ -51,9 +66,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         push.events_per_sec()
     );
 
-    let flushed = wait_flushed(&opts.target, Duration::from_secs(120)).await?;
+    let flushed = wait_flushed(&metrics_targets, Duration::from_secs(120)).await?;
     let needle_ms = load::query_latency(
-        &opts.target,
+        &query_target,
         &format!("{{job=\"bench\"}} |= \"{needle}\""),
         run_start_ns - 60_000_000_000,
         1,
@@ -63,7 +78,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         "sum(count_over_time({{job=\"bench\"}}[{}s]))",
         (now_ns() - run_start_ns) / 1_000_000_000 + 120
     );
-    let (count_ms, counted) = load::instant_count(&opts.target, &count_query).await?;
+    let (count_ms, counted) = load::instant_count(&query_target, &count_query).await?;
     if counted != push.events as u64 {
         bail!(
             "count_over_time found {counted} events, {} were acknowledged",
@@ -94,30 +109,41 @@ pub struct Flushed {
     pub files: f64,
 }
 
-async fn wait_flushed(target: &str, timeout: Duration) -> anyhow::Result<Flushed> {
+/// Waits until the processors behind `targets` hold nothing unflushed and have read everything,
+/// and sums their figures.
+pub async fn wait_flushed(targets: &[String], timeout: Duration) -> anyhow::Result<Flushed> {
     let deadline = Instant::now() + timeout;
     let client = reqwest::Client::new();
     loop {
-        let text = client
-            .get(format!("{target}/metrics"))
-            .send()
-            .await?
-            .text()
-            .await?;
-        let metric = |name: &str| report::metric(&text, name);
-        if metric("logstream_processor_hot_line_bytes") == Some(0.0)
-            && metric("logstream_processor_lag_records") == Some(0.0)
+        let mut texts = Vec::new();
+        for t in targets {
+            texts.push(
+                client
+                    .get(format!("{t}/metrics"))
+                    .send()
+                    .await?
+                    .text()
+                    .await?,
+            );
+        }
+        let sum = |name: &str| -> Option<f64> {
+            texts
+                .iter()
+                .map(|t| report::metric(t, name))
+                .try_fold(0.0, |acc, v| v.map(|v| acc + v))
+        };
+        if sum("logstream_processor_hot_line_bytes") == Some(0.0)
+            && sum("logstream_processor_lag_records") == Some(0.0)
         {
             return Ok(Flushed {
-                line_bytes: metric("logstream_processor_flushed_line_bytes_total").unwrap_or(0.0),
-                parquet_bytes: metric("logstream_processor_parquet_bytes_total").unwrap_or(0.0),
-                flush_seconds: metric("logstream_processor_flush_duration_seconds_sum")
-                    .unwrap_or(0.0),
-                files: metric("logstream_processor_files_written_total").unwrap_or(0.0),
+                line_bytes: sum("logstream_processor_flushed_line_bytes_total").unwrap_or(0.0),
+                parquet_bytes: sum("logstream_processor_parquet_bytes_total").unwrap_or(0.0),
+                flush_seconds: sum("logstream_processor_flush_duration_seconds_sum").unwrap_or(0.0),
+                files: sum("logstream_processor_files_written_total").unwrap_or(0.0),
             });
         }
         if Instant::now() > deadline {
-            bail!("the processor did not flush everything within {timeout:?}");
+            bail!("the processors did not flush everything within {timeout:?}");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

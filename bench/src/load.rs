@@ -145,9 +145,10 @@ pub struct Probe {
 }
 
 impl Probe {
-    pub fn start(target: &str) -> Self {
+    pub fn start(target: &str, query_target: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, target) = (stop.clone(), target.to_string());
+        let query_target = query_target.to_string();
         let task = tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut seen = Vec::new();
@@ -155,7 +156,7 @@ impl Probe {
             // Keep probing until told to stop and at least MIN_PROBES answers are in.
             while !s.load(Ordering::SeqCst) || seen.len() < MIN_PROBES {
                 n += 1;
-                match probe_once(&client, &target, n).await {
+                match probe_once(&client, &target, &query_target, n).await {
                     Ok(d) => seen.push(d),
                     Err(_) if n > 10 * MIN_PROBES as u64 => break,
                     Err(_) => {}
@@ -174,7 +175,12 @@ impl Probe {
     }
 }
 
-async fn probe_once(client: &reqwest::Client, target: &str, n: u64) -> anyhow::Result<Duration> {
+async fn probe_once(
+    client: &reqwest::Client,
+    target: &str,
+    query_target: &str,
+    n: u64,
+) -> anyhow::Result<Duration> {
     let ts = crate::now_ns();
     let marker = format!("probe-{ts}-{n}");
     let body = serde_json::json!({"streams": [{"stream": {"job": "probe"}, "values": [[ts.to_string(), marker]]}]});
@@ -189,7 +195,7 @@ async fn probe_once(client: &reqwest::Client, target: &str, n: u64) -> anyhow::R
     let acked = Instant::now();
     let query = format!("{{job=\"probe\"}} |= \"{marker}\"");
     while acked.elapsed() < Duration::from_secs(10) {
-        let v = range_query(client, target, &query, ts - 1_000_000_000, 10).await?;
+        let v = range_query(client, query_target, &query, ts - 1_000_000_000, 10).await?;
         if v["data"]["result"]
             .as_array()
             .is_some_and(|r| !r.is_empty())

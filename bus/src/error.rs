@@ -20,7 +20,9 @@ pub enum Error {
     DiskFull,
     #[error("WAL write failed: {0}")]
     WriteFailed(String),
-    #[error("the bus is full: {retained_bytes} bytes wait for the processor (limit {limit_bytes})")]
+    /// Too much waits to be stored: WAL bytes for the processor, or pushes for a Kafka
+    /// transaction.
+    #[error("the bus is full: {retained_bytes} bytes wait (limit {limit_bytes})")]
     Full {
         retained_bytes: u64,
         limit_bytes: u64,
@@ -41,6 +43,15 @@ pub enum Error {
     Closed,
     #[error("a WAL lock was poisoned by a panic")]
     Poisoned,
+    /// The brokers cannot take writes now (down, unreachable, no leader, timed out).
+    #[error("the bus is unavailable: {0}")]
+    Unavailable(String),
+    /// The bus refused the data and will refuse it again (too large, not authorized, ...).
+    #[error("the bus refused the data: {0}")]
+    Rejected(String),
+    /// Any other Kafka client failure.
+    #[error("kafka: {0}")]
+    Kafka(String),
 }
 
 impl Error {
@@ -49,7 +60,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::DiskFull | Error::WriteFailed(_) | Error::Full { .. }
+            Error::DiskFull | Error::WriteFailed(_) | Error::Full { .. } | Error::Unavailable(_)
         )
     }
 }

@@ -33,21 +33,8 @@ pub enum Error {
         bucket: String,
         source: object_store::Error,
     },
-    #[error("signing s3 request {op}")]
-    Sign {
-        op: String,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("s3 request {op}")]
-    S3Request { op: String, source: reqwest::Error },
-    #[error("s3 request {op} answered {status}: {body}")]
-    S3Status {
-        op: String,
-        status: u16,
-        body: String,
-    },
-    #[error("encoding or decoding lifecycle configuration xml")]
-    LifecycleXml(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("s3 bucket administration")]
+    Store(#[from] logstream_store::Error),
     #[error("timed out after {timeout:?} waiting for {what}")]
     Timeout { what: String, timeout: Duration },
 }

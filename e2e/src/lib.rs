@@ -14,18 +14,19 @@
 //! # Ok(()) }
 //! ```
 
-pub mod bucket_admin;
 pub mod env;
 mod error;
 pub mod kafka;
 pub mod kube;
-pub mod lifecycle;
 pub mod s3;
 pub mod tools;
 mod wait;
 
 pub use env::{E2eEnv, Part};
 pub use error::{Error, Result};
+/// Signed bucket requests (create bucket, lifecycle rules) now live in the store crate, where
+/// the operator uses them too; re-exported under their old names.
+pub use logstream_store::{lifecycle, s3_admin as bucket_admin};
 pub use wait::wait_until;
 
 use std::sync::atomic::{AtomicU32, Ordering};

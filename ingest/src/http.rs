@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use logstream_bus::{Batch, Wal};
+use logstream_bus::{Batch, Producer};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,7 +36,8 @@ impl Default for IngestConfig {
 
 #[derive(Debug)]
 pub struct IngestState {
-    pub wal: Wal,
+    /// The embedded WAL or Kafka.
+    pub bus: Arc<dyn Producer>,
     pub config: IngestConfig,
     pub metrics: IngestMetrics,
 }
@@ -104,7 +105,7 @@ async fn push(s: &IngestState, format: Format, headers: &HeaderMap, body: Body) 
     let batch = Batch { tenant, streams };
     let (events, bytes) = (batch.event_count(), batch.line_bytes());
     if events > 0
-        && let Err(e) = s.wal.append(&batch).await
+        && let Err(e) = s.bus.append(&batch).await
     {
         return bus_error(s, &batch.tenant, &e);
     }
@@ -153,6 +154,7 @@ fn bus_error(s: &IngestState, tenant: &str, e: &logstream_bus::Error) -> Respons
     let (reason, status, retry_after) = match e {
         B::Full { .. } => ("bus_full", 429, "1"),
         B::DiskFull => ("disk_full", 503, "5"),
+        B::Rejected(_) => ("bus_rejected", 500, "60"),
         _ => ("bus_unavailable", 503, "2"),
     };
     tracing::warn!(tenant, error = %e, "push refused by the bus");

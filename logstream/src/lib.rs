@@ -2,6 +2,9 @@
 //! the same servers the binary does.
 
 pub mod bench;
+pub mod config;
+pub mod distributed;
 pub mod query_cli;
+pub mod retention;
 pub mod standalone;
 pub mod telemetry;

@@ -1,9 +1,11 @@
 //! `logstream`: one binary, a subcommand per role.
 
 use clap::{Parser, Subcommand};
+use logstream::config::{Config, Role, RoleArgs};
 use logstream::standalone::{Standalone, StandaloneConfig};
-use logstream::{bench, query_cli, telemetry};
+use logstream::{bench, distributed, query_cli, telemetry};
 use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 #[command(name = "logstream", version, about = "Kubernetes-native log platform")]
@@ -19,8 +21,14 @@ struct Cli {
 enum Command {
     /// Run every role in one process: ingest, embedded WAL, processor, query.
     Standalone(StandaloneConfig),
+    /// Distributed: the push endpoints, producing to Kafka.
+    Ingest(RoleArgs),
+    /// Distributed: a consumer-group member writing Parquet to object storage.
+    Processor(RoleArgs),
+    /// Distributed: the Loki query API over object storage and the Kafka tail.
+    Query(RoleArgs),
     /// Run a LogQL query against a running server and print the result.
-    Query(query_cli::QueryArgs),
+    Search(query_cli::QueryArgs),
     /// Measure ingest, storage and query speed on a standalone server.
     Bench(bench::BenchArgs),
 }
@@ -28,8 +36,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match cli.command {
-        Command::Standalone(_) => "info",
-        _ => "warn",
+        Command::Search(_) | Command::Bench(_) => "warn",
+        _ => "info",
     };
     telemetry::init_logging(filter, cli.log_json);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -42,7 +50,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Standalone(cfg) => run_standalone(cfg).await,
-            Command::Query(args) => query_cli::run(args).await,
+            Command::Ingest(args) => run_role(Role::Ingest, args).await,
+            Command::Processor(args) => run_role(Role::Processor, args).await,
+            Command::Query(args) => run_role(Role::Query, args).await,
+            Command::Search(args) => query_cli::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });
@@ -65,6 +76,31 @@ async fn run_standalone(cfg: StandaloneConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining requests and flushing to storage");
     stop.cancel();
     server.wait().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn run_role(role: Role, args: RoleArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(role, &args).map_err(anyhow::Error::msg)?;
+    let stop = CancellationToken::new();
+    let run = {
+        let stop = stop.clone();
+        async move {
+            match role {
+                Role::Ingest => distributed::run_ingest(cfg, stop).await,
+                Role::Processor => distributed::run_processor(cfg, stop).await,
+                Role::Query => distributed::run_query(cfg, stop).await,
+            }
+        }
+    };
+    let mut task = tokio::spawn(run);
+    tokio::select! {
+        res = &mut task => return res?,
+        () = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down");
+    stop.cancel();
+    task.await??;
     tracing::info!("stopped cleanly");
     Ok(())
 }

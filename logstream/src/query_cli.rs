@@ -1,4 +1,4 @@
-//! `logstream query '<logql>'`: asks a running server and prints log lines or series, so a
+//! `logstream search '<logql>'`: asks a running server and prints log lines or series, so a
 //! user needs no curl.
 
 use anyhow::{Context, bail};

@@ -47,6 +47,9 @@ pub struct StandaloneConfig {
     /// Tenant of requests without an X-Scope-OrgID header.
     #[arg(long, default_value = "default")]
     pub default_tenant: String,
+    /// Delete stored events older than this many days (kept forever when unset).
+    #[arg(long, env = "LOGSTREAM_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
 }
 
 impl StandaloneConfig {
@@ -61,6 +64,7 @@ impl StandaloneConfig {
             wal_max_retained_bytes: 2 * 1024 * 1024 * 1024,
             max_body_bytes: 16 * 1024 * 1024,
             default_tenant: "default".into(),
+            retention_days: None,
         }
     }
 }
@@ -82,7 +86,7 @@ impl Standalone {
             .storage
             .clone()
             .unwrap_or_else(|| cfg.data_dir.join("store").display().to_string());
-        let store = Store::from_url(&storage).context("open storage")?;
+        let store = Store::from_url(&storage, &Default::default()).context("open storage")?;
         let manifest = Manifest::load(&store, SOURCE)
             .await
             .context("load manifest")?;
@@ -93,19 +97,22 @@ impl Standalone {
         let proc_cfg = ProcessorConfig {
             flush_interval: Duration::from_millis(cfg.flush_interval_ms),
             flush_line_bytes: cfg.flush_line_bytes,
+            retention: logstream_store::RetentionPolicy {
+                default_days: cfg.retention_days,
+                rules: Vec::new(),
+            },
             ..ProcessorConfig::default()
         };
         let processor = Processor::start(
             wal.clone(),
             store.clone(),
-            manifest,
             proc_cfg,
             ProcessorMetrics::register(&mut registry),
         )
         .await
         .context("start processor")?;
         let ingest = Arc::new(IngestState {
-            wal,
+            bus: Arc::new(wal),
             config: IngestConfig {
                 default_tenant: cfg.default_tenant.clone(),
                 max_body_bytes: cfg.max_body_bytes,
@@ -116,6 +123,10 @@ impl Standalone {
         let query = Arc::new(QueryState {
             engine: Engine::new(&store)?,
             source: Arc::new(processor.clone()),
+            retention: logstream_store::RetentionPolicy {
+                default_days: cfg.retention_days,
+                rules: Vec::new(),
+            },
             default_tenant: cfg.default_tenant.clone(),
             metrics: QueryMetrics::register(&mut registry),
         });
@@ -126,6 +137,18 @@ impl Standalone {
             .with_context(|| format!("listen on {}", cfg.listen))?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
+        if let Some(days) = cfg.retention_days {
+            let policy = logstream_store::RetentionPolicy {
+                default_days: Some(days),
+                rules: Vec::new(),
+            };
+            logstream_store::retention::spawn_sweeper(
+                store.clone(),
+                policy,
+                crate::retention::SWEEP_INTERVAL,
+                shutdown.clone(),
+            );
+        }
         let task = tokio::spawn(serve(
             listener,
             app,
@@ -171,7 +194,7 @@ pub fn app(
         .fallback(unknown_endpoint)
 }
 
-async fn unknown_endpoint(
+pub(crate) async fn unknown_endpoint(
     method: axum::http::Method,
     uri: axum::http::Uri,
 ) -> (axum::http::StatusCode, String) {

@@ -26,8 +26,9 @@ fn a_short_benchmark_runs_and_reports_every_figure() {
         "acknowledged durably",
         "ratio to the sink",
         "ack latency p50 / p99",
-        "ack→visible p50 / p99 (2",
-        "compression",
+        "ack→visible p50 / p99",
+        "(20 probes)",
+        "stored: lines → Parquet",
         "needle query",
         "count_over_time",
     ] {

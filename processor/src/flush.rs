@@ -29,6 +29,7 @@ pub(crate) async fn flush(
     chunks: Vec<Arc<HotChunk>>,
     range: OffsetRange,
     class: &str,
+    retention: &logstream_store::RetentionPolicy,
     metrics: &ProcessorMetrics,
 ) -> Result<Manifest> {
     let started = Instant::now();
@@ -56,12 +57,17 @@ pub(crate) async fn flush(
     manifest.pending = None;
     manifest.next_offset = range.last + 1;
     manifest.files.extend(files.into_iter().map(|f| f.meta));
+    // Forget files retention has expired (the sweeper or lifecycle rules delete the objects).
+    let now = chrono::Utc::now();
+    manifest.files.retain(|f| {
+        logstream_store::retention::cutoff_ns(retention, &f.tenant, &f.class, now)
+            .is_none_or(|cut| f.max_ts_ns >= cut)
+    });
     manifest.save(store).await?;
     metrics.flushes.inc();
     metrics
         .flush_seconds
         .observe(started.elapsed().as_secs_f64());
-    metrics.committed_offset.set(manifest.next_offset as i64);
     Ok(manifest)
 }
 

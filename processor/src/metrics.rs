@@ -1,6 +1,8 @@
 //! Prometheus metrics of the processor.
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
@@ -15,9 +17,37 @@ pub struct ProcessorMetrics {
     pub files_written: Counter,
     pub parquet_bytes: Counter,
     pub line_bytes_flushed: Counter,
-    pub hot_line_bytes: Gauge,
-    pub committed_offset: Gauge,
-    pub lag_records: Gauge,
+    pub hot_line_bytes: Family<SourceLabels, Gauge>,
+    pub committed_offset: Family<SourceLabels, Gauge>,
+    pub lag_records: Family<SourceLabels, Gauge>,
+    /// Bus partitions this process works on now.
+    pub partitions: Gauge,
+    pub rebalances: Counter,
+}
+
+impl ProcessorMetrics {
+    /// Drops the gauges of a partition this process no longer works on, so dashboards do not
+    /// keep showing its last values.
+    pub fn forget(&self, source: &str) {
+        let labels = SourceLabels::new(source);
+        self.hot_line_bytes.remove(&labels);
+        self.committed_offset.remove(&labels);
+        self.lag_records.remove(&labels);
+    }
+}
+
+/// The bus partition (manifest source) a gauge is about: `wal`, `kafka-<topic>-<n>`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
+impl SourceLabels {
+    pub fn new(source: &str) -> Self {
+        Self {
+            source: source.to_string(),
+        }
+    }
 }
 
 impl Default for ProcessorMetrics {
@@ -31,9 +61,11 @@ impl Default for ProcessorMetrics {
             files_written: Counter::default(),
             parquet_bytes: Counter::default(),
             line_bytes_flushed: Counter::default(),
-            hot_line_bytes: Gauge::default(),
-            committed_offset: Gauge::default(),
-            lag_records: Gauge::default(),
+            hot_line_bytes: Family::default(),
+            committed_offset: Family::default(),
+            lag_records: Family::default(),
+            partitions: Gauge::default(),
+            rebalances: Counter::default(),
         }
     }
 }
@@ -89,6 +121,16 @@ impl ProcessorMetrics {
             "lag_records",
             "Durable bus records not yet read",
             m.lag_records.clone(),
+        );
+        r.register(
+            "partitions",
+            "Bus partitions this process works on",
+            m.partitions.clone(),
+        );
+        r.register(
+            "partition_changes",
+            "Partitions taken on or given up (consumer-group rebalances)",
+            m.rebalances.clone(),
         );
         m
     }

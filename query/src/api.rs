@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use logstream_bus::Labels;
 use logstream_logql::{Expr, LogExpr, Matcher, parse, parse_selector};
-use logstream_processor::{Processor, Snapshot};
+use logstream_processor::{GroupProcessor, Processor, Snapshot, Tail};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -24,8 +24,9 @@ use std::time::Instant;
 /// Where queries get the current view of the data.
 #[async_trait::async_trait]
 pub trait SnapshotSource: Send + Sync + std::fmt::Debug {
-    /// A view that includes every event acknowledged before the call.
-    async fn snapshot(&self) -> Snapshot;
+    /// A view of every bus partition that includes the events acknowledged before the call
+    /// (as far as the source can tell within a short wait).
+    async fn snapshot(&self) -> Vec<Snapshot>;
 }
 
 /// How long a query waits for the processor to catch up with the acknowledged events before
@@ -34,8 +35,24 @@ const FRESHNESS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[async_trait::async_trait]
 impl SnapshotSource for Processor {
-    async fn snapshot(&self) -> Snapshot {
-        self.fresh_snapshot(FRESHNESS_WAIT).await
+    async fn snapshot(&self) -> Vec<Snapshot> {
+        vec![self.fresh_snapshot(FRESHNESS_WAIT).await]
+    }
+}
+
+/// Distributed query replicas follow the topic themselves.
+#[async_trait::async_trait]
+impl SnapshotSource for Tail {
+    async fn snapshot(&self) -> Vec<Snapshot> {
+        self.fresh_snapshots(FRESHNESS_WAIT).await
+    }
+}
+
+/// A processor can answer queries over the partitions it holds (tests, debugging).
+#[async_trait::async_trait]
+impl SnapshotSource for GroupProcessor {
+    async fn snapshot(&self) -> Vec<Snapshot> {
+        self.snapshots()
     }
 }
 
@@ -43,8 +60,35 @@ impl SnapshotSource for Processor {
 pub struct QueryState {
     pub engine: Engine,
     pub source: Arc<dyn SnapshotSource>,
+    /// Files past their retention are not read, even before the sweeper or the bucket's
+    /// lifecycle rules delete them.
+    pub retention: logstream_store::RetentionPolicy,
     pub default_tenant: String,
     pub metrics: QueryMetrics,
+}
+
+/// The snapshots a query reads, without the files retention has expired.
+async fn view(s: &QueryState) -> Vec<Snapshot> {
+    let snaps = s.source.snapshot().await;
+    let policy = &s.retention;
+    if policy.default_days.is_none() && policy.rules.is_empty() {
+        return snaps;
+    }
+    let now = chrono::Utc::now();
+    snaps
+        .into_iter()
+        .map(|snap| {
+            let mut manifest = logstream_store::Manifest::clone(&snap.manifest);
+            manifest.files.retain(|f| {
+                logstream_store::retention::cutoff_ns(policy, &f.tenant, &f.class, now)
+                    .is_none_or(|cut| f.max_ts_ns >= cut)
+            });
+            Snapshot {
+                manifest: Arc::new(manifest),
+                hot: snap.hot,
+            }
+        })
+        .collect()
 }
 
 const MAX_LIMIT: usize = 5000;
@@ -154,7 +198,7 @@ async fn run_range(
         ));
     }
     let tenant = tenant(s, h);
-    let snap = s.source.snapshot().await;
+    let snap = view(s).await;
     let (kind, result) = match &expr {
         Expr::Log(log) => {
             let limit = p.limit(100, MAX_LIMIT)?;
@@ -197,7 +241,7 @@ async fn run_instant(
         ));
     };
     let tenant = tenant(s, h);
-    let snap = s.source.snapshot().await;
+    let snap = view(s).await;
     let steps = Steps {
         start_ns: t,
         end_ns: t,
@@ -215,7 +259,7 @@ fn default_step(start: i64, end: i64) -> i64 {
 #[allow(clippy::too_many_arguments)]
 async fn log_result(
     s: &QueryState,
-    snap: &Snapshot,
+    snap: &[Snapshot],
     tenant: &str,
     log: &LogExpr,
     start: i64,
@@ -340,7 +384,7 @@ async fn streams_in_range(
     let end = p.time_or("end", now_ns())?;
     let start = p.time_or("start", end - 6 * HOUR_NS)?;
     let tenant = tenant(s, h);
-    let snap = s.source.snapshot().await;
+    let snap = view(s).await;
     let mut out = BTreeSet::new();
     let all = [Vec::new()];
     let selectors = if selectors.is_empty() {

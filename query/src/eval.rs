@@ -43,7 +43,7 @@ impl Steps {
 /// Evaluates a metric expression for `tenant` over `steps`.
 pub async fn eval(
     engine: &Engine,
-    snap: &Snapshot,
+    snap: &[Snapshot],
     tenant: &str,
     expr: &MetricExpr,
     steps: Steps,
@@ -87,7 +87,7 @@ struct Window {
 
 async fn range_series(
     engine: &Engine,
-    snap: &Snapshot,
+    snap: &[Snapshot],
     tenant: &str,
     log: &logstream_logql::LogExpr,
     w: Window,

@@ -28,7 +28,7 @@ impl Selection {
 /// Selects the data of `tenant` in `[start_ns, end_ns]` whose streams match `matchers` (all
 /// streams when `matchers` is empty).
 pub fn select(
-    snap: &Snapshot,
+    snap: &[Snapshot],
     tenant: &str,
     matchers: &[Matcher],
     start_ns: i64,
@@ -50,13 +50,16 @@ pub fn select(
             }
             any
         };
-    for f in snap.manifest.files_overlapping(tenant, start_ns, end_ns) {
+    for f in snap
+        .iter()
+        .flat_map(|s| s.manifest.files_overlapping(tenant, start_ns, end_ns))
+    {
         let mut it = f.streams.iter().map(|l| (l.fingerprint(), l));
         if take(&mut it, &mut sel) {
             sel.files.push(f.clone());
         }
     }
-    for rows in snap.hot_rows(tenant) {
+    for rows in snap.iter().flat_map(|s| s.hot_rows(tenant)) {
         if rows.max_ts_ns < start_ns || rows.min_ts_ns > end_ns {
             continue;
         }

@@ -111,8 +111,7 @@ impl Wal {
 
     /// Appends one batch and returns its offset once it is durable on disk.
     pub async fn append(&self, batch: &Batch) -> Result<u64> {
-        let payload = postcard::to_allocvec(batch).map_err(Error::Encode)?;
-        self.append_encoded(payload).await
+        self.append_encoded(crate::codec::encode(batch)?).await
     }
 
     /// Appends an already encoded record (see [`decode`]).
@@ -205,10 +204,7 @@ impl Wal {
     }
 }
 
-/// Decodes a record written by [`Wal::append`].
-pub fn decode(payload: &[u8]) -> Result<Batch> {
-    postcard::from_bytes(payload).map_err(Error::Decode)
-}
+pub use crate::codec::decode;
 
 /// Reads durable records in offset order.
 #[derive(Debug)]
@@ -358,3 +354,41 @@ fn disk_bytes(dir: &Path, segments: &[u64]) -> Result<u64> {
 
 #[cfg(test)]
 mod tests;
+
+/// The WAL is the whole bus of a standalone process: one partition named [`WAL_SOURCE`].
+pub const WAL_SOURCE: &str = "wal";
+
+#[async_trait::async_trait]
+impl crate::Producer for Wal {
+    async fn append(&self, batch: &Batch) -> Result<()> {
+        Wal::append(self, batch).await.map(|_| ())
+    }
+}
+
+impl crate::PartitionControl for Wal {
+    fn end(&self) -> u64 {
+        self.durable_end().next_offset
+    }
+
+    fn stored_below(&self, offset: u64) {
+        if let Err(e) = self.trim_below(offset) {
+            tracing::warn!(error = %e, offset, "could not trim the WAL; retrying after the next flush");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::PartitionReader for WalReader {
+    fn position(&self) -> u64 {
+        self.next_offset
+    }
+
+    async fn next(&mut self, max_bytes: usize) -> Result<Vec<crate::Record>> {
+        self.wait().await?;
+        Ok(self
+            .read(max_bytes)?
+            .into_iter()
+            .map(|(offset, payload)| crate::Record { offset, payload })
+            .collect())
+    }
+}
