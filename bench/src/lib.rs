@@ -143,7 +143,11 @@ pub async fn wait_flushed(targets: &[String], timeout: Duration) -> anyhow::Resu
             });
         }
         if Instant::now() > deadline {
-            bail!("the processors did not flush everything within {timeout:?}");
+            bail!(
+                "the processors did not flush everything within {timeout:?}: {:?} bytes in memory, {:?} offsets unread",
+                sum("logstream_processor_hot_line_bytes"),
+                sum("logstream_processor_lag_records")
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

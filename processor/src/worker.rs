@@ -168,7 +168,14 @@ impl PartitionWorker {
                     flushing = None;
                     retry_at = self.finish_flush(done);
                 }
-                _ = manifest_poll.tick(), if follow => self.follow_manifest().await,
+                _ = manifest_poll.tick() => {
+                    if follow {
+                        self.follow_manifest().await;
+                    }
+                    // The bus's end moves without records too (markers, new data): keep the
+                    // lag gauge current even when nothing is read.
+                    self.set_lag(reader.position());
+                }
                 // While memory holds twice a flush, stop reading: the bus is the buffer.
                 records = reader.next(self.inner.config.read_max_bytes), if !self.hot_full() => {
                     self.consume(records?, reader.position()).await?;
@@ -282,10 +289,16 @@ impl PartitionWorker {
             }
         }
         self.inner.consumed.send_replace(position);
-        m.lag_records
+        self.set_lag(position);
+        Ok(())
+    }
+
+    fn set_lag(&self, position: u64) {
+        self.inner
+            .metrics
+            .lag_records
             .get_or_create(&self.inner.labels)
             .set(self.inner.control.end().saturating_sub(position) as i64);
-        Ok(())
     }
 
     fn hot_full(&self) -> bool {

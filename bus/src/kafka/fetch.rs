@@ -320,8 +320,8 @@ impl Router {
     /// Takes partition ends from librdkafka's statistics: the last stable offset, which is what
     /// a `read_committed` consumer can reach.
     /// Refreshes each partition's end from librdkafka's statistics. While the consumer has
-    /// not reached the end, it is the last stable offset. Once it has (its end-of-partition
-    /// offset is the last stable offset), everything there is has been handed on, so the end is
+    /// not reached the end, it is the last stable offset. Once it has (it fetched up to the
+    /// last stable offset and holds nothing unread), everything there is has been handed on, so the end is
     /// just past the last record: the offsets between are transaction markers, which carry no
     /// record, and a reader that has read everything then sits exactly at the end (no lag).
     fn update_ends(&self, stats: &Statistics) {
@@ -332,7 +332,10 @@ impl Router {
             let Some(s) = topic.partitions.get(p).filter(|s| s.ls_offset >= 0) else {
                 continue;
             };
-            if s.eof_offset >= s.ls_offset {
+            // Fetched up to the last stable offset with nothing left in librdkafka's queue (or
+            // end of partition signalled there): every record there is has been handed on.
+            let fetched_all = s.next_offset >= s.ls_offset && s.fetchq_cnt == 0;
+            if fetched_all || s.eof_offset >= s.ls_offset {
                 slot.end.store(slot.delivered, Ordering::Relaxed);
             } else {
                 slot.end.fetch_max(s.ls_offset as u64, Ordering::Relaxed);
@@ -416,7 +419,11 @@ impl ClientContext for FetchContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         // End of partition is how statistics learn a reader caught up, not a problem.
-        if matches!(error, KafkaError::PartitionEOF(_)) {
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_)
+                | KafkaError::Global(rdkafka::error::RDKafkaErrorCode::PartitionEOF)
+        ) {
             return;
         }
         tracing::warn!(target: "librdkafka", error = %error, "{reason}");

@@ -108,14 +108,26 @@ impl RoleProc {
 
     /// SIGTERM; returns whether it exited 0.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else {
-            return true;
-        };
-        Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .expect("send SIGTERM");
-        c.wait().expect("wait for exit").success()
+        self.send_term();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM without waiting (to stop several at once).
+    pub fn send_term(&self) {
+        if let Some(c) = &self.child {
+            Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .expect("send SIGTERM");
+        }
+    }
+
+    /// Waits for the process to exit; whether it exited 0.
+    pub fn wait_exit(&mut self) -> bool {
+        match self.child.take() {
+            Some(mut c) => c.wait().expect("wait for exit").success(),
+            None => true,
+        }
     }
 
     /// The values of a metric family summed over its label sets, from `/metrics`.
