@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The bus source name of the embedded WAL in object keys and manifests.
-pub const SOURCE: &str = "wal";
+pub use logstream_bus::wal::WAL_SOURCE as SOURCE;
 
 /// Settings of a standalone server.
 #[derive(Debug, Clone, clap::Args)]

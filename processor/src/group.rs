@@ -10,6 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::hot::Snapshot;
+use crate::lock;
 use crate::metrics::ProcessorMetrics;
 use crate::worker::{Mode, PartitionWorker, ProcessorConfig, start_offset};
 use logstream_bus::kafka::{Assignment, GroupConsumer, KafkaConfig, KafkaMetrics, source_name};
@@ -234,12 +235,5 @@ impl GroupProcessor {
             }
         }
         Ok(())
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }

@@ -22,3 +22,12 @@ pub use metrics::ProcessorMetrics;
 pub use standalone::Processor;
 pub use tail::Tail;
 pub use worker::{Mode, PartitionWorker, ProcessorConfig, start_offset};
+
+/// Locks a mutex, taking the data of one a panic poisoned (the state stays usable: every
+/// writer leaves it consistent between statements).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::hot::Snapshot;
+use crate::lock;
 use crate::metrics::ProcessorMetrics;
 use crate::worker::{Mode, PartitionWorker, ProcessorConfig};
 use logstream_bus::kafka::{Follower, KafkaConfig, KafkaMetrics, source_name};
@@ -102,12 +103,5 @@ impl Tail {
         if let Some(f) = follower {
             let _ = tokio::task::spawn_blocking(move || f.shutdown()).await;
         }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
