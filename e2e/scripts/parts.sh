@@ -239,6 +239,12 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
+# Tests freeze this process (SIGSTOP) to cut clients off from Kafka for up to ~15 s. With the
+# default 9 s the node's own controller would fence its broker meanwhile, and a single-node
+# cluster does not always get its partitions' leadership back (seen with Kafka 4.1: the broker
+# came back as a follower of its own partitions). A real outage seen from the clients is what the
+# tests are after, not that.
+broker.session.timeout.ms=60000
 PROPS
   cat >"$dir/log4j2.properties" <<'LOG'
 rootLogger.level=INFO

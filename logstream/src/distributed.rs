@@ -66,6 +66,9 @@ pub async fn run_processor(cfg: Config, shutdown: CancellationToken) -> anyhow::
         flush_interval: p.flush_interval,
         flush_line_bytes: p.flush_line_bytes,
         retention: cfg.retention.clone(),
+        instance: cfg
+            .instance()
+            .unwrap_or_else(|_| format!("processor-{}", std::process::id())),
         ..ProcessorConfig::default()
     };
     let processor = GroupProcessor::start(

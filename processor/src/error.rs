@@ -18,3 +18,10 @@ pub enum Error {
     )]
     Gap { expected: u64, found: u64 },
 }
+
+impl Error {
+    /// Another processor claimed the partition's manifest: this worker must stop writing.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Error::Store(logstream_store::Error::Fenced { .. }))
+    }
+}

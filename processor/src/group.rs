@@ -6,7 +6,9 @@
 //! offset (written after each manifest commit) only shows progress to Kafka tooling. So a
 //! partition that moves — processor added, removed or killed — is picked up by its new owner
 //! exactly where the last commit left it, and an interrupted flush is redone with the same
-//! object keys. The old owner's worker is dropped on revocation, aborting any flush in flight.
+//! object keys. The old owner's worker is dropped on revocation, aborting any flush in flight,
+//! and the new owner claims the manifest before reading, so a write of the old owner that was
+//! still on its way (or of one that has not noticed it lost the partition) is refused.
 
 use crate::error::{Error, Result};
 use crate::hot::Snapshot;
@@ -72,15 +74,16 @@ impl GroupProcessor {
         let resolve = {
             let (store, manifests) = (store.clone(), manifests.clone());
             let topic = kafka.topic.clone();
+            let owner = config.instance.clone();
             let runtime = tokio::runtime::Handle::current();
             // Runs on the consumer's own thread, where blocking on the runtime is allowed.
             Arc::new(move |partition: i32| -> logstream_bus::Result<u64> {
                 let source = source_name(&topic, partition);
                 let manifest = runtime
-                    .block_on(Manifest::load(&store, &source))
+                    .block_on(Manifest::claim(&store, &source, &owner))
                     .map_err(|e| {
                         logstream_bus::Error::Unavailable(format!(
-                            "read the manifest of {source}: {e}"
+                            "claim the manifest of {source}: {e}"
                         ))
                     })?;
                 let offset = start_offset(&manifest);
@@ -130,7 +133,7 @@ impl GroupProcessor {
                     None => break Err(Error::Task("the Kafka consumer stopped".into())),
                 },
                 _ = check.tick() => {
-                    if let Err(e) = self.check_workers() {
+                    if let Err(e) = self.check_workers().await {
                         break Err(e);
                     }
                 }
@@ -223,17 +226,40 @@ impl GroupProcessor {
     }
 
     /// A worker that failed takes the process down: a restart re-reads from the manifests,
-    /// which is the one recovery path there is.
-    fn check_workers(&self) -> Result<()> {
-        let workers = lock(&self.inner.workers);
-        for (p, r) in workers.iter() {
-            if r.task.is_finished() {
-                return Err(Error::Task(format!(
-                    "the worker of partition {p} of {} stopped",
-                    self.inner.topic
-                )));
+    /// which is the one recovery path there is. A worker fenced off by another processor's
+    /// claim just goes: the partition is that processor's now, and the group's revocation
+    /// follows.
+    async fn check_workers(&self) -> Result<()> {
+        let finished: Vec<(i32, Running)> = {
+            let mut workers = lock(&self.inner.workers);
+            let done: Vec<i32> = workers
+                .iter()
+                .filter(|(_, r)| r.task.is_finished())
+                .map(|(p, _)| *p)
+                .collect();
+            done.into_iter()
+                .filter_map(|p| workers.remove(&p).map(|r| (p, r)))
+                .collect()
+        };
+        for (p, r) in finished {
+            self.inner.metrics.forget(r.worker.source());
+            match r.task.await {
+                Ok(Err(e)) if e.is_fenced() => {
+                    tracing::warn!(source = r.worker.source(), error = %e, "left a partition another processor claimed");
+                }
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(())) | Err(_) => {
+                    return Err(Error::Task(format!(
+                        "the worker of partition {p} of {} stopped",
+                        self.inner.topic
+                    )));
+                }
             }
         }
+        self.inner
+            .metrics
+            .partitions
+            .set(lock(&self.inner.workers).len() as i64);
         Ok(())
     }
 }

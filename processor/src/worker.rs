@@ -33,6 +33,8 @@ pub struct ProcessorConfig {
     pub manifest_poll: Duration,
     /// Files past retention are dropped from the manifest at the next commit.
     pub retention: logstream_store::RetentionPolicy,
+    /// This process's name, recorded in the manifests it claims.
+    pub instance: String,
 }
 
 impl Default for ProcessorConfig {
@@ -44,6 +46,7 @@ impl Default for ProcessorConfig {
             read_max_bytes: 4 * 1024 * 1024,
             manifest_poll: Duration::from_secs(1),
             retention: logstream_store::RetentionPolicy::default(),
+            instance: "processor".into(),
         }
     }
 }
@@ -166,7 +169,7 @@ impl PartitionWorker {
                 () = shutdown.cancelled() => break,
                 done = wait_flush(&mut flushing) => {
                     flushing = None;
-                    retry_at = self.finish_flush(done);
+                    retry_at = self.finish_flush(done)?;
                 }
                 _ = manifest_poll.tick() => {
                     if follow {
@@ -190,7 +193,7 @@ impl PartitionWorker {
             return Ok(());
         }
         if let Some(task) = flushing.take() {
-            self.finish_flush(join(task).await);
+            self.finish_flush(join(task).await)?;
         }
         // Take in what the bus already holds (all of it on the WAL), then store it all.
         let drain_until = Instant::now() + Duration::from_secs(5);
@@ -202,7 +205,7 @@ impl PartitionWorker {
             }
         }
         if let Some(task) = self.start_flush()
-            && self.finish_flush(join(task).await).is_some()
+            && self.finish_flush(join(task).await)?.is_some()
         {
             tracing::warn!(
                 source = %self.inner.source,
@@ -256,7 +259,7 @@ impl PartitionWorker {
                 &i.metrics,
             )
             .await;
-            let Some(retry_at) = self.finish_flush(Ok(done)) else {
+            let Some(retry_at) = self.finish_flush(Ok(done))? else {
                 break;
             };
             tokio::select! {
@@ -375,20 +378,25 @@ impl PartitionWorker {
     }
 
     /// Applies a finished flush: new manifest and the remaining hot chunks swap in together,
-    /// then the bus learns what is stored. Returns when to retry if it failed.
-    fn finish_flush(&self, done: Result<Result<Manifest>>) -> Option<Instant> {
+    /// then the bus learns what is stored. Returns when to retry if it failed, or the error
+    /// that ends the worker: another processor owns the partition now.
+    fn finish_flush(&self, done: Result<Result<Manifest>>) -> Result<Option<Instant>> {
         let manifest = match done.and_then(|r| r) {
             Ok(m) => m,
+            Err(e) if e.is_fenced() => {
+                tracing::warn!(source = %self.inner.source, error = %e, "partition taken over; this worker stops writing");
+                return Err(e);
+            }
             Err(e) => {
                 self.inner.metrics.flush_errors.inc();
                 tracing::error!(source = %self.inner.source, error = %e, "flush failed; retrying");
-                return Some(Instant::now() + Duration::from_secs(2));
+                return Ok(Some(Instant::now() + Duration::from_secs(2)));
             }
         };
         let next = manifest.next_offset;
         self.swap_manifest(manifest);
         self.inner.control.stored_below(next);
-        None
+        Ok(None)
     }
 
     /// Installs a newer manifest and drops the hot rows it covers, in one step for queries.

@@ -36,6 +36,16 @@ pub enum Error {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("write parquet: {0}")]
     Parquet(#[from] ::parquet::errors::ParquetError),
+    #[error("object {key} was changed by another writer")]
+    Conflict { key: String },
+    #[error(
+        "the manifest of {source_name} was claimed by {owner} (epoch {epoch}): this process no longer owns it"
+    )]
+    Fenced {
+        source_name: String,
+        owner: String,
+        epoch: u64,
+    },
     #[error("manifest {key} is unreadable: {reason}")]
     Manifest { key: String, reason: String },
     #[error("s3 credentials for {op}: {source}")]

@@ -26,4 +26,4 @@ pub use manifest::{FileMeta, Manifest, OffsetRange};
 pub use object_store::path::Path as ObjectPath;
 pub use retention::{RetentionPolicy, RetentionRule};
 pub use s3_admin::{BucketAdmin, S3Config, S3Location};
-pub use store::{Multipart, Store};
+pub use store::{Multipart, ObjectVersion, Store};

@@ -16,7 +16,10 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,7 +63,15 @@ pub struct Store {
     /// Key prefix inside the bucket (empty or `a/b/`); keys given to this store are below it.
     prefix: String,
     multipart: Multipart,
+    /// Serializes conditional writes on a local store, whose backend cannot compare versions
+    /// itself (see [`Store::put_if`]).
+    local_cas: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// The version of an object as its store reports it (ETag, and the generation on GCS):
+/// what a conditional write expects to replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion(UpdateVersion);
 
 impl Store {
     /// Opens the store a URL names:
@@ -90,6 +101,7 @@ impl Store {
             description: opened.description,
             prefix: opened.prefix,
             multipart: Multipart::default(),
+            local_cas: Arc::default(),
         })
     }
 
@@ -111,6 +123,7 @@ impl Store {
             local_root: Some(dir),
             prefix: String::new(),
             multipart: Multipart::default(),
+            local_cas: Arc::default(),
         })
     }
 
@@ -210,6 +223,90 @@ impl Store {
         }
     }
 
+    /// Reads an object with its version; `None` when it does not exist.
+    pub async fn get_versioned(&self, key: &Path) -> Result<Option<(Bytes, ObjectVersion)>> {
+        let err = |source| Error::ObjectStore {
+            op: "get",
+            key: key.to_string(),
+            source,
+        };
+        let got = match self.inner.get(key).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(source) => return Err(err(source)),
+        };
+        let version = ObjectVersion(UpdateVersion {
+            e_tag: got.meta.e_tag.clone(),
+            version: got.meta.version.clone(),
+        });
+        let bytes = got.bytes().await.map_err(err)?;
+        Ok(Some((bytes, version)))
+    }
+
+    /// Writes a small object only if it is still at `expected` (`None`: only if it does not
+    /// exist yet), and returns the new version. [`Error::Conflict`] when another writer got
+    /// there first, or when a retried request finds its own earlier attempt: the caller
+    /// re-reads to tell the two apart.
+    ///
+    /// S3 (If-Match / If-None-Match), GCS (generation match) and Azure (If-Match) compare on
+    /// the server. The local backend cannot, so a local store compares under a lock: safe for
+    /// the one process a local directory serves, not for several sharing it.
+    pub async fn put_if(
+        &self,
+        key: &Path,
+        bytes: Bytes,
+        expected: Option<&ObjectVersion>,
+    ) -> Result<ObjectVersion> {
+        let conflict = || Error::Conflict {
+            key: key.to_string(),
+        };
+        let payload = PutPayload::from_bytes(bytes);
+        let result = if let Some(root) = &self.local_root {
+            let _serial = self.local_cas.lock().await;
+            let current = match self.inner.head(key).await {
+                Ok(meta) => Some(meta.e_tag),
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(source) => {
+                    return Err(Error::ObjectStore {
+                        op: "head",
+                        key: key.to_string(),
+                        source,
+                    });
+                }
+            };
+            if current != expected.map(|v| v.0.e_tag.clone()) {
+                return Err(conflict());
+            }
+            let put = self.inner.put(key, payload).await;
+            if put.is_ok() {
+                sync_local(root, key).await?;
+            }
+            put
+        } else {
+            let mode = match expected {
+                Some(v) => PutMode::Update(v.0.clone()),
+                None => PutMode::Create,
+            };
+            let opts = PutOptions {
+                mode,
+                ..PutOptions::default()
+            };
+            self.inner.put_opts(key, payload, opts).await
+        };
+        match result {
+            Ok(put) => Ok(ObjectVersion(put.into())),
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => Err(conflict()),
+            Err(source) => Err(Error::ObjectStore {
+                op: "conditional put",
+                key: key.to_string(),
+                source,
+            }),
+        }
+    }
+
     /// Deletes an object; deleting a missing one is not an error.
     pub async fn delete(&self, key: &Path) -> Result<()> {
         match self.inner.delete(key).await {
@@ -293,6 +390,7 @@ impl Store {
             description: "memory://test".into(),
             prefix: String::new(),
             multipart: Multipart::default(),
+            local_cas: Arc::default(),
         }
     }
 }

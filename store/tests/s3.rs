@@ -1,6 +1,7 @@
 //! The store against a real S3 endpoint (moto, started by `./e2e/env up`): URLs with a prefix,
 //! multipart uploads, Parquet read back the way queries read it, lifecycle rules applied next
-//! to rules we do not own, and an endpoint that is down for 30 s.
+//! to rules we do not own, an endpoint that is down for 30 s, and manifest writes fenced by
+//! conditional puts.
 
 use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use bytes::Bytes;
@@ -13,7 +14,9 @@ use logstream_store::retention::{
     LifecycleChange, RULE_ID_PREFIX, apply_lifecycle, lifecycle_rules, remove_lifecycle,
 };
 use logstream_store::schema::RowsBuilder;
-use logstream_store::{BucketAdmin, ObjectPath, RetentionPolicy, RetentionRule, Store};
+use logstream_store::{
+    BucketAdmin, Error, Manifest, ObjectPath, RetentionPolicy, RetentionRule, Store,
+};
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -433,6 +436,52 @@ async fn the_sweeper_works_on_s3_listings_too() -> anyhow::Result<()> {
             "p/data/acme/default/2026-03-02/01/wal-3.parquet".to_string(),
             "p/manifests/wal.json".to_string(),
         ])
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn s3_refuses_a_deposed_owners_manifest_write() -> anyhow::Result<()> {
+    let Some(s3) = TestS3::connect().await else {
+        return Ok(());
+    };
+    let bucket = s3.fresh_bucket("store-fence").await?;
+    let store = Store::from_url(&bucket.url("p"), &s3.store_options())?;
+    let key = ObjectPath::from("objects/cas");
+
+    // The primitive: create-only, then update-only-over-what-was-read.
+    let v1 = store.put_if(&key, Bytes::from_static(b"one"), None).await?;
+    let again = store.put_if(&key, Bytes::from_static(b"two"), None).await;
+    assert!(matches!(again, Err(Error::Conflict { .. })), "{again:?}");
+    let v2 = store
+        .put_if(&key, Bytes::from_static(b"two"), Some(&v1))
+        .await?;
+    let stale = store
+        .put_if(&key, Bytes::from_static(b"three"), Some(&v1))
+        .await;
+    assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+    store
+        .put_if(&key, Bytes::from_static(b"three"), Some(&v2))
+        .await?;
+    assert_eq!(store.get(&key).await?.as_deref(), Some(&b"three"[..]));
+
+    // The manifest on it: the old owner's write after a takeover is refused, not applied.
+    let source = "kafka-fence-0";
+    let mut old = Manifest::claim(&store, source, "processor-0").await?;
+    old.next_offset = 100;
+    old.save(&store).await?;
+    let new = Manifest::claim(&store, source, "processor-1").await?;
+    assert_eq!((new.epoch, new.next_offset), (2, 100));
+    old.next_offset = 50;
+    let err = old.save(&store).await.unwrap_err();
+    assert!(
+        err.to_string().contains("claimed by processor-1 (epoch 2)"),
+        "{err}"
+    );
+    let stored = Manifest::load(&store, source).await?;
+    assert_eq!(
+        (stored.owner.as_str(), stored.next_offset),
+        ("processor-1", 100)
     );
     Ok(())
 }
