@@ -31,12 +31,15 @@ enum Command {
     Search(query_cli::QueryArgs),
     /// Measure ingest, storage and query speed on a standalone server.
     Bench(bench::BenchArgs),
+    /// Print the CustomResourceDefinitions (LogStream, LogPipeline) as YAML, e.g. for
+    /// `logstream crd | kubectl apply --server-side -f -`.
+    Crd,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match cli.command {
-        Command::Search(_) | Command::Bench(_) => "warn",
+        Command::Search(_) | Command::Bench(_) | Command::Crd => "warn",
         _ => "info",
     };
     telemetry::init_logging(filter, cli.log_json);
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
             Command::Query(args) => run_role(Role::Query, args).await,
             Command::Search(args) => query_cli::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Crd => print_crds(),
         }
     });
     match result {
@@ -103,6 +107,16 @@ async fn run_role(role: Role, args: RoleArgs) -> anyhow::Result<()> {
     task.await??;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Both CRDs on stdout, separated by `---`. A reader that stops early (`| head`) is no error.
+fn print_crds() -> anyhow::Result<()> {
+    use std::io::Write;
+    let yaml = logstream_crds::yaml::render_all()?;
+    match std::io::stdout().lock().write_all(yaml.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Ctrl-C or SIGTERM.

@@ -1,0 +1,286 @@
+//! `LogPipeline` (`logstream.dev/v1alpha1`, namespaced): a tenant's request to collect the logs
+//! of some pods in its own namespace into a LogStream, with parsing, static labels and a
+//! retention within what the LogStream allows.
+//!
+//! The tenant is the LogPipeline's namespace, so a selector can only ever reach pods there.
+//! What the pipeline does with a line lives under `parsers` and `labels`, and alert rules can
+//! join them later as a sibling field without changing either.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of a LogPipeline.
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "each printcolumn(...) repeats type_ = ..., which is not one attribute given twice"
+)]
+#[derive(CustomResource, KubeSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "logstream.dev",
+    version = "v1alpha1",
+    kind = "LogPipeline",
+    plural = "logpipelines",
+    namespaced,
+    status = "LogPipelineStatus",
+    derive = "PartialEq",
+    shortname = "lpl",
+    doc = "A LogPipeline: which pods of its namespace to collect logs from, how to parse \
+           them, which labels to add and how long to keep them, and the LogStream they go to. \
+           The logs belong to the tenant named after the namespace.",
+    printcolumn(
+        name = "LogStream",
+        type_ = "string",
+        description = "Name of the LogStream the logs go to",
+        json_path = ".spec.logStreamRef.name"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "Whether the pipeline is collecting",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        description = "Why the pipeline is or is not ready",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LogPipelineSpec {
+    /// The LogStream that receives the logs. Required.
+    pub log_stream_ref: LogStreamRef,
+    /// Pods of this LogPipeline's namespace whose container logs are collected, by label.
+    /// Required; `{}` selects every pod in the namespace. Pods of other namespaces are never
+    /// selected.
+    pub selector: LabelSelector,
+    /// Parsers applied to each line in this order (up to 32). Each adds the fields it extracts
+    /// to the line's structured metadata, which LogQL can filter on; a later parser's field
+    /// replaces an earlier one of the same name. A line a parser cannot read passes to the
+    /// next one unchanged. Each entry sets exactly one of `json`, `logfmt` or `regex`.
+    /// Default: none, lines are stored as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub parsers: Vec<Parser>,
+    /// Labels added to every line's stream, besides `namespace`, `pod` and `container` (up to
+    /// 32). Names are Prometheus-style: a letter or `_`, then letters, digits or `_`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    #[x_kube(validation = (
+        "self.all(k, k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$'))",
+        "spec.labels names must start with a letter or _ and hold only letters, digits and _"
+    ))]
+    pub labels: BTreeMap<String, String>,
+    /// How long these logs are kept. Unset: the LogStream's `spec.retention.defaultDays`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<PipelineRetention>,
+}
+
+impl LogPipelineSpec {
+    /// Collect every pod of the namespace into the LogStream `name` in the same namespace,
+    /// unparsed, with no extra labels and the LogStream's default retention.
+    pub fn new(log_stream: impl Into<String>) -> Self {
+        Self {
+            log_stream_ref: LogStreamRef {
+                name: log_stream.into(),
+                namespace: None,
+            },
+            selector: LabelSelector::default(),
+            parsers: Vec::new(),
+            labels: BTreeMap::new(),
+            retention: None,
+        }
+    }
+}
+
+/// Names a LogStream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogStreamRef {
+    /// Name of the LogStream.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the LogStream. Unset: the LogPipeline's own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+}
+
+/// One way of reading a log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+// The schema's oneOf already allows one member only, but its message names no field.
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "(has(self.json) ? 1 : 0) + (has(self.logfmt) ? 1 : 0) + (has(self.regex) ? 1 : 0) == 1",
+    "message": "each spec.parsers[] entry must set exactly one of json, logfmt or regex",
+}]))]
+pub enum Parser {
+    /// Read the line as a JSON object: each top-level field becomes a field of the line
+    /// (nested objects as JSON text). Written `json: {}`.
+    Json(JsonParser),
+    /// Read the line as logfmt (`level=info msg="GET /" status=200`): each key becomes a
+    /// field. Written `logfmt: {}`.
+    Logfmt(LogfmtParser),
+    /// Match the line against a regular expression: each named capture group becomes a field.
+    Regex(RegexParser),
+}
+
+/// Options of the JSON parser (none yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct JsonParser {}
+
+/// Options of the logfmt parser (none yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LogfmtParser {}
+
+/// The regular expression parser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegexParser {
+    /// The expression, in the syntax of Rust's `regex` crate (RE2-like, no look-around or
+    /// back-references), matched anywhere in the line unless anchored with `^`/`$`. Named
+    /// groups, `(?P<name>...)` or `(?<name>...)`, become fields; at least one is required.
+    /// Example: `^(?P<level>[A-Z]+) (?P<msg>.*)$`. At most 4096 characters.
+    #[schemars(length(max = 4096))]
+    #[x_kube(
+        validation = ("self.size() > 0", "spec.parsers[].regex.pattern must not be empty"),
+        validation = (
+            "self.size() == 0 || self.contains('(?P<') || self.contains('(?<')",
+            "spec.parsers[].regex.pattern must have a named capture group, e.g. (?P<level>[A-Z]+)"
+        )
+    )]
+    pub pattern: String,
+}
+
+impl Parser {
+    /// A regex parser with `pattern`.
+    pub fn regex(pattern: impl Into<String>) -> Self {
+        Self::Regex(RegexParser {
+            pattern: pattern.into(),
+        })
+    }
+}
+
+/// Retention of a LogPipeline's logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRetention {
+    /// Days the logs are kept. At most the LogStream's `spec.retention.maximumDays`: the
+    /// operator checks that (the LogStream may live in another namespace) and reports a
+    /// larger value in the `Ready` condition with reason `RetentionAboveMaximum`.
+    #[schemars(range(min = 1, max = 36500))]
+    pub days: i32,
+}
+
+/// Observed state of a LogPipeline, written by the operator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogPipelineStatus {
+    /// The `metadata.generation` the operator last reconciled; conditions describe that
+    /// generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (the agent collects with this spec), `Progressing` and `Degraded` (the
+    /// LogStream is missing, or the spec exceeds what it allows), one entry per type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_yaml_selects_every_pod_without_parsing() {
+        let yaml = "
+apiVersion: logstream.dev/v1alpha1
+kind: LogPipeline
+metadata: {name: all, namespace: shop}
+spec:
+  logStreamRef: {name: main}
+  selector: {}
+";
+        let pipeline: LogPipeline = serde_saphyr::from_str(yaml).expect("parse");
+        assert_eq!(pipeline.spec, LogPipelineSpec::new("main"));
+    }
+
+    #[test]
+    fn parsers_are_one_key_each_in_list_order() {
+        let yaml = "
+- json: {}
+- logfmt: {}
+- regex:
+    pattern: '^(?P<level>[A-Z]+) (?P<msg>.*)$'
+";
+        let parsers: Vec<Parser> = serde_saphyr::from_str(yaml).expect("parse");
+        assert_eq!(
+            parsers,
+            [
+                Parser::Json(JsonParser {}),
+                Parser::Logfmt(LogfmtParser {}),
+                Parser::regex("^(?P<level>[A-Z]+) (?P<msg>.*)$"),
+            ]
+        );
+    }
+
+    #[test]
+    fn full_spec_round_trips_through_json_and_yaml() {
+        let mut spec = LogPipelineSpec::new("main");
+        spec.log_stream_ref.namespace = Some("logstream-system".into());
+        spec.selector.match_labels = Some([("app".into(), "checkout".into())].into());
+        spec.parsers = vec![
+            Parser::Json(JsonParser {}),
+            Parser::regex("(?<code>[0-9]+)"),
+        ];
+        spec.labels = [("team".into(), "payments".into())].into();
+        spec.retention = Some(PipelineRetention { days: 30 });
+        let pipeline = LogPipeline::new("checkout", spec);
+        let json = serde_json::to_value(&pipeline).expect("to JSON");
+        assert_eq!(json["spec"]["parsers"][0], serde_json::json!({"json": {}}));
+        assert_eq!(
+            serde_json::from_value::<LogPipeline>(json).expect("from JSON"),
+            pipeline
+        );
+        let yaml = serde_saphyr::to_string(&pipeline).expect("to YAML");
+        assert_eq!(
+            serde_saphyr::from_str::<LogPipeline>(&yaml).expect("from YAML"),
+            pipeline
+        );
+    }
+
+    #[test]
+    fn schema_carries_the_cel_rules_with_their_messages() {
+        let rules = crate::cel_rules(&crate::crds()[1]);
+        let messages: Vec<&str> = rules.iter().map(|(_, m)| m.as_str()).collect();
+        for expected in [
+            "spec.parsers[].regex.pattern must not be empty",
+            "spec.parsers[].regex.pattern must have a named capture group, e.g. (?P<level>[A-Z]+)",
+            "each spec.parsers[] entry must set exactly one of json, logfmt or regex",
+            "spec.labels names must start with a letter or _ and hold only letters, digits and _",
+        ] {
+            assert!(
+                messages.contains(&expected),
+                "missing {expected:?} in {messages:#?}"
+            );
+        }
+        let crd = &crate::crds()[1];
+        let columns: Vec<_> = crd.spec.versions[0]
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(columns, ["LogStream", "Ready", "Reason", "Age"]);
+    }
+}
