@@ -208,19 +208,7 @@ impl Store {
 
     /// Reads an object; `None` when it does not exist.
     pub async fn get(&self, key: &Path) -> Result<Option<Bytes>> {
-        let res = match self.inner.get(key).await {
-            Ok(r) => r.bytes().await,
-            Err(e) => Err(e),
-        };
-        match res {
-            Ok(b) => Ok(Some(b)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(source) => Err(Error::ObjectStore {
-                op: "get",
-                key: key.to_string(),
-                source,
-            }),
-        }
+        Ok(self.get_versioned(key).await?.map(|(bytes, _)| bytes))
     }
 
     /// Reads an object with its version; `None` when it does not exist.
@@ -239,8 +227,12 @@ impl Store {
             e_tag: got.meta.e_tag.clone(),
             version: got.meta.version.clone(),
         });
-        let bytes = got.bytes().await.map_err(err)?;
-        Ok(Some((bytes, version)))
+        match got.bytes().await {
+            Ok(bytes) => Ok(Some((bytes, version))),
+            // Deleted between the request and reading its body.
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(err(source)),
+        }
     }
 
     /// Writes a small object only if it is still at `expected` (`None`: only if it does not
