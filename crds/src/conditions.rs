@@ -42,6 +42,12 @@ pub mod reasons {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// Applying a child object failed at the API server; retried with backoff.
     pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// LogStream: `spec.storage.credentialsSecretRef` names a Secret that does not exist.
+    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+    /// LogStream: the Kafka topic could not be created or checked; retried with backoff.
+    pub const BUS_UNAVAILABLE: &str = "BusUnavailable";
+    /// LogStream: the bucket's lifecycle rules (retention) could not be applied; retried.
+    pub const STORAGE_UNAVAILABLE: &str = "StorageUnavailable";
     /// LogPipeline: the LogStream it names does not exist.
     pub const LOG_STREAM_NOT_FOUND: &str = "LogStreamNotFound";
     /// LogPipeline: the LogStream it names exists but is not ready.

@@ -6,10 +6,7 @@
 //! namespace, so the tests run in parallel and in any order. Without the cluster they skip, or
 //! fail under `REQUIRE_E2E=1`.
 
-use std::time::Duration;
-
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::core::NamespaceResourceScope;
 use logstream_crds::conditions::{self, reasons, status};
 use logstream_crds::{LogPipeline, LogPipelineSpec, LogStream, LogStreamSpec, crds};
@@ -17,45 +14,12 @@ use logstream_e2e::kube::{TestCluster, TestNamespace};
 use serde_json::{Value, json};
 
 const FIELD_MANAGER: &str = "logstream-crds-test";
-const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Apply both CRDs and wait until each is Established with its names accepted.
-async fn install_crds(cluster: &TestCluster) -> anyhow::Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(cluster.client());
-    for crd in crds() {
-        let name = crd.metadata.name.clone().expect("CRD name");
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        logstream_e2e::wait_until(
-            &format!("CRD {name} established"),
-            ESTABLISH_TIMEOUT,
-            || async {
-                let crd = api
-                    .get(&name)
-                    .await
-                    .map_err(|source| logstream_e2e::Error::KubeApi {
-                        op: format!("get crd {name}"),
-                        source,
-                    })?;
-                let conds = crd.status.and_then(|s| s.conditions).unwrap_or_default();
-                let holds = |t: &str| conds.iter().any(|c| c.type_ == t && c.status == "True");
-                Ok((holds("Established") && holds("NamesAccepted")).then_some(()))
-            },
-        )
-        .await?;
-    }
-    Ok(())
-}
 
 async fn setup(prefix: &str) -> anyhow::Result<Option<TestNamespace>> {
     let Some(cluster) = TestCluster::connect().await else {
         return Ok(None);
     };
-    install_crds(&cluster).await?;
+    cluster.install_crds(crds()).await?;
     Ok(Some(cluster.fresh_namespace(prefix).await?))
 }
 

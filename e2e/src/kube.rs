@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, ServiceAccount};
-use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
@@ -114,6 +115,38 @@ impl TestCluster {
             name,
             client: self.client.clone(),
         })
+    }
+}
+
+impl TestCluster {
+    /// Server-side apply `crds` and wait until each is Established with its names accepted.
+    /// Idempotent, so every test may call it.
+    pub async fn install_crds(&self, crds: Vec<CustomResourceDefinition>) -> Result<()> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for crd in crds {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            kube_op(
+                "apply crd",
+                api.patch(
+                    &name,
+                    &PatchParams::apply("logstream-e2e").force(),
+                    &Patch::Apply(&crd),
+                )
+                .await,
+            )?;
+            wait_until(
+                &format!("CRD {name} established"),
+                Duration::from_secs(30),
+                || async {
+                    let crd = kube_op("get crd", api.get(&name).await)?;
+                    let conds = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+                    let holds = |t: &str| conds.iter().any(|c| c.type_ == t && c.status == "True");
+                    Ok((holds("Established") && holds("NamesAccepted")).then_some(()))
+                },
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
 

@@ -45,6 +45,44 @@ pub struct Config {
     pub query: QuerySection,
     #[serde(default)]
     pub retention: RetentionPolicy,
+    #[serde(default)]
+    pub agent: AgentSection,
+    /// The tenants' LogPipelines the operator merged in (valid ones only), each with its
+    /// namespace (its tenant) and generation. The processor and the agent read them.
+    #[serde(default)]
+    pub pipelines: Vec<PipelineConfig>,
+}
+
+/// `[agent]`: where the node agent reads pod logs and where it ships them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    /// The ingest API the agent pushes to, e.g. `http://main-ingest.logging.svc:3100`.
+    pub ingest_url: String,
+    /// Directory kubelet writes pod logs to.
+    pub pods_dir: PathBuf,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        Self {
+            ingest_url: "http://127.0.0.1:3100".into(),
+            pods_dir: "/var/log/pods".into(),
+        }
+    }
+}
+
+/// One `[[pipelines]]` entry: a LogPipeline as its tenant wrote it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The LogPipeline's namespace, which is also the tenant its logs belong to.
+    pub namespace: String,
+    pub name: String,
+    /// `metadata.generation` of the LogPipeline this entry was rendered from.
+    #[serde(default)]
+    pub generation: i64,
+    pub spec: logstream_crds::LogPipelineSpec,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -340,6 +378,72 @@ mod tests {
         Config::load(Role::Ingest, &args).unwrap();
         let err = Config::load(Role::Query, &args).unwrap_err();
         assert!(err.contains("storage.url is not set"), "{err}");
+    }
+
+    /// What the operator renders is what the roles read: every component's file parses and
+    /// passes its role's checks, pipelines included.
+    #[test]
+    fn configs_rendered_by_the_operator_parse() {
+        use logstream_crds::logpipeline::{LogPipelineSpec, Parser, PipelineRetention};
+        use logstream_crds::logstream::{BusSpec, KafkaBus};
+        use logstream_operator::build::config::{PipelineEntry, render};
+        use logstream_operator::names::{Component, Names};
+
+        let mut spec = logstream_crds::LogStreamSpec::new("s3://logs/prod");
+        spec.bus = BusSpec {
+            kafka: Some(KafkaBus::new(["kafka:9092"])),
+            embedded: None,
+        };
+        spec.storage
+            .options
+            .insert("aws_region".into(), "eu-west-1".into());
+        let mut pipeline = LogPipelineSpec::new("main");
+        pipeline.parsers = vec![Parser::regex("^(?P<level>[A-Z]+)")];
+        pipeline.retention = Some(PipelineRetention { days: 14 });
+        pipeline.selector.match_labels = Some([("app".into(), "web".into())].into());
+        let pipelines = [PipelineEntry {
+            namespace: "shop".into(),
+            name: "web".into(),
+            generation: 3,
+            spec: pipeline.clone(),
+        }];
+        let names = Names {
+            instance: "main".into(),
+            namespace: "logging".into(),
+        };
+        for (component, role) in [
+            (Component::Ingest, Some(Role::Ingest)),
+            (Component::Processor, Some(Role::Processor)),
+            (Component::Query, Some(Role::Query)),
+            (Component::Agent, None),
+        ] {
+            let text = render(&names, &spec, &pipelines, component).unwrap();
+            let cfg = Config::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+            if let Some(role) = role {
+                cfg.validate(role).unwrap_or_else(|e| panic!("{text}\n{e}"));
+            }
+            match component {
+                Component::Processor => {
+                    assert_eq!(cfg.processor.group, "logstream-logging-main");
+                    assert_eq!(cfg.retention.default_days, Some(14));
+                    assert_eq!(cfg.storage.options["aws_region"], "eu-west-1");
+                    assert_eq!(
+                        cfg.pipelines,
+                        [PipelineConfig {
+                            namespace: "shop".into(),
+                            name: "web".into(),
+                            generation: 3,
+                            spec: pipeline.clone(),
+                        }]
+                    );
+                }
+                Component::Agent => {
+                    assert_eq!(cfg.agent.ingest_url, "http://main-ingest.logging.svc:3100");
+                    assert_eq!(cfg.pipelines.len(), 1);
+                }
+                _ => assert!(cfg.pipelines.is_empty()),
+            }
+        }
     }
 
     #[test]

@@ -88,6 +88,14 @@ pub async fn run_processor(cfg: Config, shutdown: CancellationToken) -> anyhow::
     let http_stop = CancellationToken::new();
     let http = tokio::spawn(serve(p.listen, app, ready, http_stop.clone()));
     tracing::info!(group = %p.group, topic = %cfg.kafka.topic, storage = %store.url(), "LogStream processor is running");
+    if !cfg.pipelines.is_empty() {
+        // The parsing rules of LogPipelines are applied by the processor's pipeline stage
+        // (issue "Processing pipelines"); until then they are read and reported only.
+        tracing::info!(
+            pipelines = cfg.pipelines.len(),
+            "LogPipelines in the config (validated by the operator)"
+        );
+    }
     let result = processor.run(shutdown).await;
     http_stop.cancel();
     if let Some(task) = retention {
@@ -140,7 +148,7 @@ fn open_store(cfg: &Config) -> anyhow::Result<Store> {
 }
 
 /// Serves `app` (plus the unknown-endpoint answer) until `shutdown`, ready meanwhile.
-async fn serve(
+pub(crate) async fn serve(
     listen: SocketAddr,
     app: Router,
     ready: Readiness,

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod config;
 pub mod distributed;
+pub mod operator;
 pub mod query_cli;
 pub mod retention;
 pub mod standalone;

@@ -27,6 +27,8 @@ enum Command {
     Processor(RoleArgs),
     /// Distributed: the Loki query API over object storage and the Kafka tail.
     Query(RoleArgs),
+    /// Run the Kubernetes operator: reconcile LogStream and LogPipeline resources.
+    Operator(logstream_operator::OperatorArgs),
     /// Run a LogQL query against a running server and print the result.
     Search(query_cli::QueryArgs),
     /// Measure ingest, storage and query speed on a standalone server.
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
             Command::Ingest(args) => run_role(Role::Ingest, args).await,
             Command::Processor(args) => run_role(Role::Processor, args).await,
             Command::Query(args) => run_role(Role::Query, args).await,
+            Command::Operator(args) => run_operator(args).await,
             Command::Search(args) => query_cli::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Crd => print_crds(),
@@ -106,6 +109,19 @@ async fn run_role(role: Role, args: RoleArgs) -> anyhow::Result<()> {
     stop.cancel();
     task.await??;
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn run_operator(args: logstream_operator::OperatorArgs) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let mut task = tokio::spawn(logstream::operator::run(args, stop.clone()));
+    tokio::select! {
+        res = &mut task => return res?,
+        () = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down");
+    stop.cancel();
+    task.await??;
     Ok(())
 }
 

@@ -64,6 +64,44 @@ pub async fn ensure_topic(cfg: &KafkaConfig) -> Result<TopicInfo> {
     Ok(TopicInfo { partitions })
 }
 
+/// Deletes `cfg.topic` and every event still in it (uninstall). A topic that does not exist is
+/// not an error, so this is idempotent. Returns whether a topic was deleted.
+pub async fn delete_topic(cfg: &KafkaConfig) -> Result<bool> {
+    cfg.validate().map_err(Error::Rejected)?;
+    let admin: AdminClient<TracingContext> = cfg
+        .client_config(&[])
+        .create_with_context(TracingContext)
+        .map_err(|e| Error::Rejected(format!("create Kafka admin client: {e}")))?;
+    let timeout = cfg.request_timeout();
+    let options = AdminOptions::new()
+        .request_timeout(Some(timeout))
+        .operation_timeout(Some(timeout));
+    let results = admin
+        .delete_topics(&[cfg.topic.as_str()], &options)
+        .await
+        .map_err(|e| classify("delete topic", &e))?;
+    let mut deleted = false;
+    for result in results {
+        match result {
+            Ok(_) => deleted = true,
+            Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((name, code)) => {
+                let message = format!("delete topic {name}: {code}");
+                return Err(match code {
+                    RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::ClusterAuthorizationFailed
+                    | RDKafkaErrorCode::PolicyViolation => Error::Rejected(message),
+                    _ => Error::Unavailable(message),
+                });
+            }
+        }
+    }
+    if deleted {
+        tracing::info!(topic = %cfg.topic, "deleted the bus topic");
+    }
+    Ok(deleted)
+}
+
 fn create_error(topic: &str, code: RDKafkaErrorCode) -> Error {
     let message = format!("create topic {topic}: {code}");
     match code {

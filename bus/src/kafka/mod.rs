@@ -24,7 +24,7 @@ mod metrics;
 pub mod partitioning;
 mod producer;
 
-pub use admin::{TopicInfo, ensure_topic};
+pub use admin::{TopicInfo, delete_topic, ensure_topic};
 pub use fetch::{KafkaPartitionControl, KafkaPartitionReader};
 pub use follow::{FollowedPartition, Follower};
 pub use group::{Assignment, GroupConsumer, StartOffset};

@@ -1,0 +1,270 @@
+//! The config file of each workload, rendered from the LogStream and its valid LogPipelines in
+//! the TOML format `logstream ingest|processor|query|agent --config` reads (logstream's
+//! `config.rs`; a test there parses what this renders, so the two cannot drift apart).
+//!
+//! Each component gets only the sections it reads, so a LogPipeline change rolls the processor
+//! and the agent but not ingest or query.
+
+use std::collections::BTreeMap;
+
+use logstream_crds::logpipeline::LogPipelineSpec;
+use logstream_crds::logstream::{Bus, LogStreamSpec};
+use serde::Serialize;
+
+use crate::names::{Component, Names};
+
+/// A LogPipeline as the components see it: where it lives (its namespace is its tenant), which
+/// generation, and its spec as the tenant wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineEntry {
+    pub namespace: String,
+    pub name: String,
+    pub generation: i64,
+    pub spec: LogPipelineSpec,
+}
+
+#[derive(Debug, Serialize)]
+struct File<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka: Option<KafkaSection<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<StorageSection<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    processor: Option<ProcessorSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<RetentionSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<AgentSection>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pipelines: &'a [PipelineEntry],
+}
+
+#[derive(Debug, Serialize)]
+struct KafkaSection<'a> {
+    bootstrap: String,
+    topic: &'a str,
+    partitions: i32,
+    replication_factor: i32,
+}
+
+#[derive(Debug, Serialize)]
+struct StorageSection<'a> {
+    url: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    options: &'a BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProcessorSection {
+    group: String,
+}
+
+/// The store's retention policy (logstream_store::RetentionPolicy).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetentionSection {
+    pub default_days: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RetentionRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetentionRule {
+    pub tenant: String,
+    pub class: String,
+    pub days: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct AgentSection {
+    ingest_url: String,
+    pods_dir: String,
+}
+
+/// The retention policy of a LogStream with these pipelines.
+///
+/// Object stores expire by key prefix and apply the *shortest* of overlapping rules, so the
+/// default rule (on every tenant) must be at least as long as any tenant's own. Hence: every
+/// tenant with a LogPipeline gets the longest retention among its pipelines (a pipeline without
+/// one counts as `defaultDays`); the default becomes the longest of `defaultDays` and those; a
+/// tenant whose days differ from that default gets its own rule. A tenant that only pushes
+/// through the API therefore keeps its logs for that default, which is longer than
+/// `defaultDays` when some pipeline asks for more.
+pub fn retention(spec: &LogStreamSpec, pipelines: &[PipelineEntry]) -> RetentionSection {
+    let default_days = positive(spec.retention.default_days);
+    let mut per_tenant: BTreeMap<&str, u32> = BTreeMap::new();
+    for p in pipelines {
+        let days = p
+            .spec
+            .retention
+            .as_ref()
+            .map_or(default_days, |r| positive(r.days));
+        let entry = per_tenant.entry(&p.namespace).or_insert(days);
+        *entry = (*entry).max(days);
+    }
+    let longest = per_tenant.values().copied().fold(default_days, u32::max);
+    let rules = per_tenant
+        .into_iter()
+        .filter(|&(_, days)| days != longest)
+        .map(|(tenant, days)| RetentionRule {
+            tenant: tenant.to_owned(),
+            class: "default".to_owned(),
+            days,
+        })
+        .collect();
+    RetentionSection {
+        default_days: longest,
+        rules,
+    }
+}
+
+fn positive(days: i32) -> u32 {
+    u32::try_from(days.max(1)).unwrap_or(1)
+}
+
+/// The config file of `component`, or `None` for the embedded install's single pod, which
+/// takes its settings as flags.
+pub fn render(
+    names: &Names,
+    spec: &LogStreamSpec,
+    pipelines: &[PipelineEntry],
+    component: Component,
+) -> Result<String, toml::ser::Error> {
+    let kafka = match spec.bus.selected() {
+        Some(Bus::Kafka(k)) => Some(KafkaSection {
+            bootstrap: k.bootstrap_servers.join(","),
+            topic: &k.topic,
+            partitions: k.partitions,
+            replication_factor: k.replication_factor,
+        }),
+        _ => None,
+    };
+    let storage = StorageSection {
+        url: &spec.storage.url,
+        options: &spec.storage.options,
+    };
+    let no_pipelines: &[PipelineEntry] = &[];
+    let file = match component {
+        Component::Ingest => File {
+            kafka,
+            storage: None,
+            processor: None,
+            retention: None,
+            agent: None,
+            pipelines: no_pipelines,
+        },
+        Component::Processor => File {
+            kafka,
+            storage: Some(storage),
+            processor: Some(ProcessorSection {
+                group: names.consumer_group(),
+            }),
+            retention: Some(retention(spec, pipelines)),
+            agent: None,
+            pipelines,
+        },
+        Component::Query => File {
+            kafka,
+            storage: Some(storage),
+            processor: None,
+            retention: Some(retention(spec, pipelines)),
+            agent: None,
+            pipelines: no_pipelines,
+        },
+        Component::Standalone => File {
+            kafka: None,
+            storage: Some(storage),
+            processor: None,
+            retention: Some(retention(spec, pipelines)),
+            agent: None,
+            pipelines,
+        },
+        Component::Agent => File {
+            kafka: None,
+            storage: None,
+            processor: None,
+            retention: None,
+            agent: Some(AgentSection {
+                ingest_url: names.ingest_url(),
+                pods_dir: spec.agent.host_log_path.clone(),
+            }),
+            pipelines,
+        },
+    };
+    let header = format!(
+        "# Rendered by logstream-operator from LogStream {}/{} for the {} component. Do not\n\
+         # edit: the operator puts it back. Change the LogStream (or a LogPipeline) instead.\n",
+        names.namespace,
+        names.instance,
+        component.as_str()
+    );
+    Ok(header + &toml::to_string(&file)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logstream_crds::logpipeline::PipelineRetention;
+
+    fn pipeline(namespace: &str, name: &str, days: Option<i32>) -> PipelineEntry {
+        let mut spec = LogPipelineSpec::new("main");
+        spec.retention = days.map(|days| PipelineRetention { days });
+        PipelineEntry {
+            namespace: namespace.into(),
+            name: name.into(),
+            generation: 1,
+            spec,
+        }
+    }
+
+    fn rule(tenant: &str, days: u32) -> RetentionRule {
+        RetentionRule {
+            tenant: tenant.into(),
+            class: "default".into(),
+            days,
+        }
+    }
+
+    #[test]
+    fn retention_without_pipelines_is_the_default() {
+        let spec = LogStreamSpec::new("s3://logs");
+        assert_eq!(
+            retention(&spec, &[]),
+            RetentionSection {
+                default_days: 7,
+                rules: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn a_longer_pipeline_raises_the_default_and_pins_the_other_tenants() {
+        let spec = LogStreamSpec::new("s3://logs");
+        let pipelines = [
+            pipeline("audit", "all", Some(30)),
+            pipeline("shop", "web", None),
+            pipeline("shop", "db", Some(3)),
+            pipeline("ci", "jobs", Some(2)),
+        ];
+        // shop: longest of 7 (no retention) and 3; ci: 2; audit: 30 is the new default.
+        assert_eq!(
+            retention(&spec, &pipelines),
+            RetentionSection {
+                default_days: 30,
+                rules: vec![rule("ci", 2), rule("shop", 7)]
+            }
+        );
+    }
+
+    #[test]
+    fn shorter_pipelines_get_rules_under_the_default() {
+        let spec = LogStreamSpec::new("s3://logs");
+        let pipelines = [pipeline("ci", "jobs", Some(1))];
+        assert_eq!(
+            retention(&spec, &pipelines),
+            RetentionSection {
+                default_days: 7,
+                rules: vec![rule("ci", 1)]
+            }
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! The LogPipeline reconciler: checks each pipeline against the LogStream it names and says in
+//! its status whether it is merged (the LogStream reconciler does the merging, with the same
+//! check, so both agree on which pipelines count).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use logstream_crds::conditions::{self, READY, reasons, status};
+use logstream_crds::{LogPipeline, LogPipelineStatus, LogStream};
+
+use crate::controller::{Context, Error};
+use crate::status::{ConditionParts, conditions};
+use crate::validate;
+
+const RESYNC: Duration = Duration::from_secs(300);
+
+/// The conditions of a pipeline, given the LogStream it names (if it exists).
+pub fn evaluate(p: &LogPipeline, log_stream: Option<&LogStream>) -> [ConditionParts; 3] {
+    let own = p.namespace().unwrap_or_default();
+    let ns = p.spec.log_stream_ref.namespace.as_deref().unwrap_or(&own);
+    let target = format!("{ns}/{}", p.spec.log_stream_ref.name);
+    let Some(ls) = log_stream else {
+        let message = format!(
+            "LogStream {target} does not exist: check spec.logStreamRef (its namespace defaults \
+             to the LogPipeline's own)"
+        );
+        return [
+            (
+                status::FALSE,
+                reasons::LOG_STREAM_NOT_FOUND,
+                message.clone(),
+            ),
+            (status::FALSE, reasons::LOG_STREAM_NOT_FOUND, String::new()),
+            (status::TRUE, reasons::LOG_STREAM_NOT_FOUND, message),
+        ];
+    };
+    if let Err(invalid) = validate::pipeline(&p.spec, &ls.spec) {
+        return [
+            (status::FALSE, invalid.reason, invalid.message.clone()),
+            (status::FALSE, invalid.reason, String::new()),
+            (status::TRUE, invalid.reason, invalid.message),
+        ];
+    }
+    let ls_conditions = ls
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    if !ls.spec.agent.enabled {
+        let message = format!(
+            "merged into the config of LogStream {target}, but its agent is disabled \
+             (spec.agent.enabled: false): nothing collects these pods' logs"
+        );
+        return [
+            (
+                status::FALSE,
+                reasons::LOG_STREAM_NOT_READY,
+                message.clone(),
+            ),
+            (status::FALSE, reasons::RECONCILED, String::new()),
+            (status::TRUE, reasons::LOG_STREAM_NOT_READY, message),
+        ];
+    }
+    if !conditions::is_true(ls_conditions, READY) {
+        let why = conditions::find(ls_conditions, READY)
+            .map(|c| c.message.clone())
+            .unwrap_or_else(|| "it has no status yet".into());
+        return [
+            (
+                status::FALSE,
+                reasons::LOG_STREAM_NOT_READY,
+                format!("merged into the config of LogStream {target}, which is not ready: {why}"),
+            ),
+            (
+                status::TRUE,
+                reasons::LOG_STREAM_NOT_READY,
+                format!("waiting for LogStream {target}"),
+            ),
+            (status::FALSE, reasons::RECONCILED, String::new()),
+        ];
+    }
+    [
+        (
+            status::TRUE,
+            reasons::RECONCILED,
+            format!("merged into the config of LogStream {target}"),
+        ),
+        (status::FALSE, reasons::RECONCILED, String::new()),
+        (status::FALSE, reasons::RECONCILED, String::new()),
+    ]
+}
+
+pub async fn reconcile(p: Arc<LogPipeline>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&p, &ctx).await;
+    ctx.metrics.reconciled(
+        "LogPipeline",
+        started.elapsed(),
+        result.as_ref().err().map(Error::category),
+    );
+    result
+}
+
+async fn reconcile_inner(p: &LogPipeline, ctx: &Context) -> Result<Action, Error> {
+    if p.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let target = crate::controller::log_stream_of(p);
+    let ns = target.namespace.clone().unwrap_or_default();
+    let ls = Api::<LogStream>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&target.name)
+        .await
+        .map_err(|source| Error::Kube {
+            op: format!("get logstream {ns}/{}", target.name),
+            source,
+        })?;
+    let generation = p.metadata.generation.unwrap_or(0);
+    let previous = p
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let new = LogPipelineStatus {
+        observed_generation: Some(generation),
+        conditions: conditions(previous, generation, &now, evaluate(p, ls.as_ref())),
+    };
+    if p.status.as_ref() != Some(&new) {
+        let api: Api<LogPipeline> =
+            Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
+        api.patch_status(
+            &p.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": new })),
+        )
+        .await
+        .map_err(|source| Error::Kube {
+            op: format!("update status of logpipeline {}", p.name_any()),
+            source,
+        })?;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+pub fn error_policy(p: Arc<LogPipeline>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(logpipeline = %p.name_any(), namespace = ?p.namespace(), %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(15))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logstream_crds::logpipeline::{LogPipelineSpec, Parser, PipelineRetention};
+    use logstream_crds::{LogStreamSpec, LogStreamStatus};
+
+    fn pipeline(spec: LogPipelineSpec) -> LogPipeline {
+        let mut p = LogPipeline::new("web", spec);
+        p.metadata.namespace = Some("shop".into());
+        p
+    }
+
+    fn log_stream(ready: bool) -> LogStream {
+        let mut ls = LogStream::new("main", LogStreamSpec::new("s3://logs"));
+        ls.metadata.namespace = Some("shop".into());
+        let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        let st = if ready { status::TRUE } else { status::FALSE };
+        ls.status = Some(LogStreamStatus {
+            conditions: conditions(
+                &[],
+                1,
+                &now,
+                [
+                    (st, reasons::RECONCILED, "all pods ready".into()),
+                    (status::FALSE, reasons::RECONCILED, String::new()),
+                    (status::FALSE, reasons::RECONCILED, String::new()),
+                ],
+            ),
+            ..LogStreamStatus::default()
+        });
+        ls
+    }
+
+    #[test]
+    fn a_valid_pipeline_of_a_ready_log_stream_is_ready() {
+        let [ready, _, degraded] = evaluate(
+            &pipeline(LogPipelineSpec::new("main")),
+            Some(&log_stream(true)),
+        );
+        assert_eq!(ready.0, "True");
+        assert_eq!(ready.2, "merged into the config of LogStream shop/main");
+        assert_eq!(degraded.0, "False");
+    }
+
+    #[test]
+    fn a_missing_log_stream_is_named() {
+        let mut spec = LogPipelineSpec::new("main");
+        spec.log_stream_ref.namespace = Some("logging".into());
+        let [ready, _, degraded] = evaluate(&pipeline(spec), None);
+        assert_eq!((ready.0, ready.1), ("False", "LogStreamNotFound"));
+        assert!(
+            ready.2.starts_with("LogStream logging/main does not exist"),
+            "{}",
+            ready.2
+        );
+        assert_eq!(degraded.0, "True");
+    }
+
+    #[test]
+    fn invalid_specs_say_why_and_a_not_ready_log_stream_waits() {
+        let mut spec = LogPipelineSpec::new("main");
+        spec.retention = Some(PipelineRetention { days: 90 });
+        let [ready, _, _] = evaluate(&pipeline(spec), Some(&log_stream(true)));
+        assert_eq!(ready.1, "RetentionAboveMaximum");
+        let mut spec = LogPipelineSpec::new("main");
+        spec.parsers = vec![Parser::regex("(?P<a>[")];
+        let [ready, _, _] = evaluate(&pipeline(spec), Some(&log_stream(true)));
+        assert_eq!(ready.1, "InvalidSpec");
+        let [ready, progressing, _] = evaluate(
+            &pipeline(LogPipelineSpec::new("main")),
+            Some(&log_stream(false)),
+        );
+        assert_eq!((ready.0, ready.1), ("False", "LogStreamNotReady"));
+        assert_eq!(progressing.0, "True");
+    }
+}
