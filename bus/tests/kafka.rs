@@ -5,7 +5,7 @@
 use logstream_bus::kafka::partitioning::partition_for;
 use logstream_bus::kafka::{
     Assignment, Follower, GroupConsumer, KafkaConfig, KafkaMetrics, KafkaPartitionControl,
-    KafkaPartitionReader, KafkaProducer, StartOffset, ensure_topic,
+    KafkaPartitionReader, KafkaProducer, StartOffset, delete_topic, ensure_topic,
 };
 use logstream_bus::{
     Batch, Entry, Error, Labels, PartitionControl, PartitionReader, Producer, Record, Stream, codec,
@@ -177,13 +177,16 @@ async fn ensure_topic_creates_the_partitions_once_and_never_changes_them() -> an
     let unplaceable = KafkaConfig {
         topic: unique_name("ensure-rf"),
         replication_factor: 3,
-        ..cfg
+        ..cfg.clone()
     };
     let err = ensure_topic(&unplaceable).await.unwrap_err();
     assert!(
         matches!(err, Error::Rejected(_)),
         "one broker cannot hold 3 replicas: {err}"
     );
+    // The operator's uninstall: the topic goes; a topic that never existed is no error.
+    assert!(delete_topic(&cfg).await?, "the topic existed");
+    assert!(!delete_topic(&unplaceable).await?, "never created");
     Ok(())
 }
 

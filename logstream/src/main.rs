@@ -89,18 +89,28 @@ async fn run_standalone(cfg: StandaloneConfig) -> anyhow::Result<()> {
 
 async fn run_role(role: Role, args: RoleArgs) -> anyhow::Result<()> {
     let cfg = Config::load(role, &args).map_err(anyhow::Error::msg)?;
-    let stop = CancellationToken::new();
-    let run = {
-        let stop = stop.clone();
-        async move {
-            match role {
-                Role::Ingest => distributed::run_ingest(cfg, stop).await,
-                Role::Processor => distributed::run_processor(cfg, stop).await,
-                Role::Query => distributed::run_query(cfg, stop).await,
-            }
+    until_signal(move |stop| async move {
+        match role {
+            Role::Ingest => distributed::run_ingest(cfg, stop).await,
+            Role::Processor => distributed::run_processor(cfg, stop).await,
+            Role::Query => distributed::run_query(cfg, stop).await,
         }
-    };
-    let mut task = tokio::spawn(run);
+    })
+    .await
+}
+
+async fn run_operator(args: logstream_operator::OperatorArgs) -> anyhow::Result<()> {
+    until_signal(move |stop| logstream::operator::run(args, stop)).await
+}
+
+/// Runs what `start` returns until it ends or a signal asks it to stop (through the token it
+/// was given), then waits for it to finish.
+async fn until_signal<F>(start: impl FnOnce(CancellationToken) -> F) -> anyhow::Result<()>
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let stop = CancellationToken::new();
+    let mut task = tokio::spawn(start(stop.clone()));
     tokio::select! {
         res = &mut task => return res?,
         () = shutdown_signal() => {}
@@ -109,19 +119,6 @@ async fn run_role(role: Role, args: RoleArgs) -> anyhow::Result<()> {
     stop.cancel();
     task.await??;
     tracing::info!("stopped cleanly");
-    Ok(())
-}
-
-async fn run_operator(args: logstream_operator::OperatorArgs) -> anyhow::Result<()> {
-    let stop = CancellationToken::new();
-    let mut task = tokio::spawn(logstream::operator::run(args, stop.clone()));
-    tokio::select! {
-        res = &mut task => return res?,
-        () = shutdown_signal() => {}
-    }
-    tracing::info!("shutting down");
-    stop.cancel();
-    task.await??;
     Ok(())
 }
 

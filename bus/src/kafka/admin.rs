@@ -14,13 +14,11 @@ pub struct TopicInfo {
     pub partitions: i32,
 }
 
-/// Creates `cfg.topic` with `cfg.partitions` partitions, `cfg.replication_factor` replicas,
-/// `max.message.bytes` 8 MiB and `min.insync.replicas` min(2, replicas). An existing topic is
-/// kept as it is: its partition count is reported (with a warning when it differs from the
-/// config) and never changed, since adding partitions would move streams. Idempotent.
-pub async fn ensure_topic(cfg: &KafkaConfig) -> Result<TopicInfo> {
+/// An admin client for `cfg` (validated first) and options bounding each call by the
+/// configured request timeout.
+fn admin_client(cfg: &KafkaConfig) -> Result<(AdminClient<TracingContext>, AdminOptions)> {
     cfg.validate().map_err(Error::Rejected)?;
-    let admin: AdminClient<TracingContext> = cfg
+    let admin = cfg
         .client_config(&[])
         .create_with_context(TracingContext)
         .map_err(|e| Error::Rejected(format!("create Kafka admin client: {e}")))?;
@@ -28,6 +26,15 @@ pub async fn ensure_topic(cfg: &KafkaConfig) -> Result<TopicInfo> {
     let options = AdminOptions::new()
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout));
+    Ok((admin, options))
+}
+
+/// Creates `cfg.topic` with `cfg.partitions` partitions, `cfg.replication_factor` replicas,
+/// `max.message.bytes` 8 MiB and `min.insync.replicas` min(2, replicas). An existing topic is
+/// kept as it is: its partition count is reported (with a warning when it differs from the
+/// config) and never changed, since adding partitions would move streams. Idempotent.
+pub async fn ensure_topic(cfg: &KafkaConfig) -> Result<TopicInfo> {
+    let (admin, options) = admin_client(cfg)?;
     let max_message = TOPIC_MAX_MESSAGE_BYTES.to_string();
     let min_isr = cfg.replication_factor.min(2).to_string();
     let topic = NewTopic::new(
@@ -67,15 +74,7 @@ pub async fn ensure_topic(cfg: &KafkaConfig) -> Result<TopicInfo> {
 /// Deletes `cfg.topic` and every event still in it (uninstall). A topic that does not exist is
 /// not an error, so this is idempotent. Returns whether a topic was deleted.
 pub async fn delete_topic(cfg: &KafkaConfig) -> Result<bool> {
-    cfg.validate().map_err(Error::Rejected)?;
-    let admin: AdminClient<TracingContext> = cfg
-        .client_config(&[])
-        .create_with_context(TracingContext)
-        .map_err(|e| Error::Rejected(format!("create Kafka admin client: {e}")))?;
-    let timeout = cfg.request_timeout();
-    let options = AdminOptions::new()
-        .request_timeout(Some(timeout))
-        .operation_timeout(Some(timeout));
+    let (admin, options) = admin_client(cfg)?;
     let results = admin
         .delete_topics(&[cfg.topic.as_str()], &options)
         .await
