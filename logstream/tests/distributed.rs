@@ -95,6 +95,25 @@ async fn kill9_exactly_once(events: u64, rounds: usize) {
     let seen1 = wait_exactly_once(&q1, &ledger, t0, max_id, Duration::from_secs(30)).await;
     assert_eq!(seen, seen1, "two query replicas disagree");
 
+    // A processor stores only what it owns, and a processor killed with -9 keeps its partitions
+    // until its session times out (10 s): wait until the group owns every partition again.
+    let partitions = f64::from(spec().partitions);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut owned = 0.0;
+        for p in &c.processors {
+            owned += p.metric_sum("logstream_kafka_assigned_partitions").await;
+        }
+        if owned >= partitions {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the processors own {owned} of {partitions} partitions after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     // Stop the processors cleanly (they store what they hold), then read through a fresh query
     // replica.
     // All at once: stopping them one by one would hand partitions to the ones still running,
