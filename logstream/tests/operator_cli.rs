@@ -102,6 +102,10 @@ async fn two_operators_one_leader_and_a_handover() {
     let Some(cluster) = TestCluster::connect().await else {
         return;
     };
+    cluster
+        .install_crds(logstream_crds::crds())
+        .await
+        .expect("install the CRDs");
     let ns = cluster.fresh_namespace("op-cli").await.expect("namespace");
     let a = Operator::start(&cluster, ns.name(), "operator-a");
     eventually("operator-a ready", Duration::from_secs(30), || async {

@@ -68,6 +68,9 @@ pub struct OperatorArgs {
     pub no_leader_election: bool,
 }
 
+/// How long stopping waits for the controllers' reconciles in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// How long a lease holds without renewal.
 const LEASE_DURATION: Duration = Duration::from_secs(15);
 
@@ -80,6 +83,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    check_crds(&client).await?;
     let identity = args
         .identity
         .clone()
@@ -219,12 +223,49 @@ pub async fn run_controllers(ctx: Arc<Context>, shutdown: CancellationToken) {
                     .collect::<Vec<_>>()
             },
         )
-        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(pipelines::reconcile, pipelines::error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "LogPipeline controller");
             }
         });
-    futures::join!(log_streams, pipelines);
+    let both = async {
+        futures::join!(log_streams, pipelines);
+    };
+    // Stopping waits for reconciles in flight, but not forever: a watch in backoff (the API
+    // server away) must not keep the process from exiting.
+    let grace = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = both => {}
+        () = grace => tracing::warn!(
+            "the controllers did not stop within {}s; exiting with reconciles in flight",
+            SHUTDOWN_GRACE.as_secs()
+        ),
+    }
+}
+
+/// Checks that the CRDs are installed (the controllers would otherwise retry forever), with
+/// the command that installs them in the error.
+pub async fn check_crds(client: &Client) -> anyhow::Result<()> {
+    let lp = kube::api::ListParams::default().limit(1);
+    let missing = |kind: &str, e: kube::Error| match e {
+        kube::Error::Api(status) if status.code == 404 => anyhow::anyhow!(
+            "the {kind} CustomResourceDefinition is not installed in this cluster: install both \
+             with `logstream crd | kubectl apply --server-side -f -`"
+        ),
+        other => anyhow::Error::new(other).context(format!("list {kind} resources")),
+    };
+    Api::<LogStream>::all(client.clone())
+        .list_metadata(&lp)
+        .await
+        .map_err(|e| missing("LogStream", e))?;
+    Api::<LogPipeline>::all(client.clone())
+        .list_metadata(&lp)
+        .await
+        .map_err(|e| missing("LogPipeline", e))?;
+    Ok(())
 }
