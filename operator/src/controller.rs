@@ -178,7 +178,18 @@ async fn apply(ls: &LogStream, ctx: &Context) -> Result<Action, Error> {
         pipelines: &pipelines,
         default_image: &ctx.default_image,
     })?;
-    apply_desired(client, &names, ls, &desired).await?;
+    match apply_desired(client, &names, ls, &desired).await {
+        // The API server refuses the object as built (an immutable field changed, a quota):
+        // retrying the same apply cannot help, the spec has to change.
+        Err(Error::Kube {
+            op,
+            source: kube::Error::Api(status),
+        }) if status.code == 422 || status.code == 403 => {
+            let message = format!("{op}: {}", status.message);
+            return report_problem(ls, ctx, (reasons::APPLY_FAILED, message)).await;
+        }
+        other => other?,
+    }
     if let Err(problem) = external(ls, ctx, &credentials, &pipelines).await {
         return report_problem(ls, ctx, problem).await;
     }
