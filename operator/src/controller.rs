@@ -265,9 +265,8 @@ pub async fn pipelines_of(ls: &LogStream, client: &Client) -> Result<Vec<Pipelin
 
 /// Whether `p` names the LogStream `names` (its `logStreamRef.namespace` defaults to its own).
 pub fn refers_to(p: &LogPipeline, names: &Names) -> bool {
-    let own = p.namespace().unwrap_or_default();
-    let ns = p.spec.log_stream_ref.namespace.as_deref().unwrap_or(&own);
-    p.spec.log_stream_ref.name == names.instance && ns == names.namespace
+    let target = log_stream_of(p);
+    target.name == names.instance && target.namespace.as_deref() == Some(names.namespace.as_str())
 }
 
 /// Server-side applies every desired object, then deletes the objects of ours it no longer
@@ -513,7 +512,11 @@ async fn observe(
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     for sts in &desired.stateful_sets {
         let name = sts.name_any();
-        let component = component_of(sts.labels());
+        let component = sts
+            .labels()
+            .get(crate::names::LABEL_COMPONENT)
+            .and_then(|l| Component::from_label(l))
+            .unwrap_or(Component::Ingest);
         let found = sts_api
             .get_opt(&name)
             .await
@@ -536,19 +539,6 @@ async fn observe(
         ));
     }
     Ok(out)
-}
-
-fn component_of(labels: &BTreeMap<String, String>) -> Component {
-    match labels
-        .get(crate::names::LABEL_COMPONENT)
-        .map(String::as_str)
-    {
-        Some("processor") => Component::Processor,
-        Some("query") => Component::Query,
-        Some("standalone") => Component::Standalone,
-        Some("agent") => Component::Agent,
-        _ => Component::Ingest,
-    }
 }
 
 /// Writes the status of a LogStream whose spec cannot be applied and looks again later.

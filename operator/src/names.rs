@@ -41,6 +41,19 @@ impl Component {
     /// The three roles of a Kafka-bus install.
     pub const ROLES: [Component; 3] = [Component::Ingest, Component::Processor, Component::Query];
 
+    /// The component whose `as_str` (its `app.kubernetes.io/component` label) is `label`.
+    pub fn from_label(label: &str) -> Option<Component> {
+        [
+            Component::Ingest,
+            Component::Processor,
+            Component::Query,
+            Component::Standalone,
+            Component::Agent,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == label)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Component::Ingest => "ingest",

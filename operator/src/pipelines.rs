@@ -20,9 +20,12 @@ const RESYNC: Duration = Duration::from_secs(300);
 
 /// The conditions of a pipeline, given the LogStream it names (if it exists).
 pub fn evaluate(p: &LogPipeline, log_stream: Option<&LogStream>) -> [ConditionParts; 3] {
-    let own = p.namespace().unwrap_or_default();
-    let ns = p.spec.log_stream_ref.namespace.as_deref().unwrap_or(&own);
-    let target = format!("{ns}/{}", p.spec.log_stream_ref.name);
+    let target = crate::controller::log_stream_of(p);
+    let target = format!(
+        "{}/{}",
+        target.namespace.as_deref().unwrap_or_default(),
+        target.name
+    );
     let Some(ls) = log_stream else {
         let message = format!(
             "LogStream {target} does not exist: check spec.logStreamRef (its namespace defaults \

@@ -234,20 +234,20 @@ pub(super) fn agent_account(ctx: &Ctx<'_>) -> ServiceAccount {
 /// Read-only access to what the agent enriches and selects with: pods (a watch of its own
 /// node's) and LogPipelines. Nothing else, nothing written.
 pub(super) fn agent_cluster_role(ctx: &Ctx<'_>) -> ClusterRole {
-    let read = || Some(vec!["get".into(), "list".into(), "watch".into()]);
+    let read = || vec!["get".into(), "list".into(), "watch".into()];
     ClusterRole {
         metadata: ctx.cluster_meta(Component::Agent, ctx.names.agent_cluster_role()),
         rules: Some(vec![
             PolicyRule {
                 api_groups: Some(vec![String::new()]),
                 resources: Some(vec!["pods".into()]),
-                verbs: read().unwrap_or_default(),
+                verbs: read(),
                 ..PolicyRule::default()
             },
             PolicyRule {
                 api_groups: Some(vec![logstream_crds::GROUP.into()]),
                 resources: Some(vec!["logpipelines".into()]),
-                verbs: read().unwrap_or_default(),
+                verbs: read(),
                 ..PolicyRule::default()
             },
         ]),
