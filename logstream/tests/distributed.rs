@@ -46,18 +46,21 @@ async fn kill9_exactly_once(events: u64, rounds: usize) {
         return;
     };
     let t0 = common::now_ns() - 3_600_000_000_000;
-    // Four pushers in parallel, each its own id range, paced to last through the kill rounds.
+    // Four pushers in parallel, each every fourth id, paced to last through the kill rounds.
+    // Interleaved (not one block each) so that time follows push order: a Parquet file then
+    // covers a narrow time range and the verifying queries' pages each read a few files.
     let pushers = 4u64;
     let per = events / pushers;
     let batch = 250;
-    let requests = per / batch;
+    let requests = per / batch as u64;
     let push_for = Duration::from_secs(4 * rounds as u64 + 4);
     let pause = push_for / requests.max(1) as u32;
     let started = Instant::now();
     let tasks: Vec<_> = (0..pushers)
         .map(|p| {
             let urls = c.ingest_urls();
-            tokio::spawn(push_events(urls, p * per..(p + 1) * per, batch, t0, pause))
+            let ids = (0..per).map(move |k| k * pushers + p);
+            tokio::spawn(push_events(urls, ids, batch, t0, pause))
         })
         .collect();
     for round in 0..rounds {

@@ -312,27 +312,26 @@ pub fn line_of(id: u64) -> String {
     )
 }
 
-/// Pushes events `ids` in requests of `batch` events, `streams` streams per request spread over
-/// the ingest replicas in turn, pacing requests `pause` apart. Failed requests are not retried
+/// Pushes events `ids` (in the order given) in requests of `batch` events, spread over the
+/// ingest replicas in turn, pacing requests `pause` apart. Failed requests are not retried
 /// (their events are counted unknown), so an event id is sent at most once.
 pub async fn push_events(
     ingest: Vec<String>,
-    ids: std::ops::Range<u64>,
-    batch: u64,
+    ids: impl IntoIterator<Item = u64>,
+    batch: usize,
     t0: i64,
     pause: Duration,
 ) -> Ledger {
+    let ids: Vec<u64> = ids.into_iter().collect();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
     let mut ledger = Ledger::default();
-    let mut next = ids.start;
     let mut turn = 0usize;
-    while next < ids.end {
-        let end = (next + batch).min(ids.end);
+    for chunk in ids.chunks(batch.max(1)) {
         let mut streams: HashMap<u64, Vec<serde_json::Value>> = HashMap::new();
-        for id in next..end {
+        for &id in chunk {
             streams.entry(id % 8).or_default().push(serde_json::json!([
                 (t0 + id as i64 * 1000).to_string(),
                 line_of(id)
@@ -353,7 +352,7 @@ pub async fn push_events(
             .send()
             .await;
         match outcome {
-            Ok(r) if r.status().is_success() => ledger.acked.extend(next..end),
+            Ok(r) if r.status().is_success() => ledger.acked.extend_from_slice(chunk),
             Ok(r) => {
                 let status = r.status().as_u16();
                 let retry_after = r.headers().contains_key("retry-after");
@@ -366,7 +365,7 @@ pub async fn push_events(
                         text.trim().chars().take(80).collect::<String>()
                     ))
                     .or_default() += 1;
-                ledger.unknown.extend(next..end);
+                ledger.unknown.extend_from_slice(chunk);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => {
@@ -378,22 +377,33 @@ pub async fn push_events(
                     "transport"
                 };
                 *ledger.failures.entry(kind.to_string()).or_default() += 1;
-                ledger.unknown.extend(next..end);
+                ledger.unknown.extend_from_slice(chunk);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        next = end;
         tokio::time::sleep(pause).await;
     }
     ledger
 }
 
-/// Reads every event of the test stream through a query replica: id → (times seen, content ok).
+/// Reads every event of the test stream through a query replica: id → times seen, checking
+/// each line's content. Reads time windows of 50,000 events, four at a time: one query over
+/// everything would page through every file again for each page of 5000 lines.
 pub async fn read_events(query: &str, t0: i64, max_id: u64) -> HashMap<u64, usize> {
-    let end = t0 + max_id as i64 * 1000 + 1;
-    let lines = all_lines_as(query, r#"{job="dist"}"#, t0, end, "dist").await;
+    use futures::StreamExt;
+    const WINDOW: u64 = 50_000;
+    let windows = (0..max_id.div_ceil(WINDOW).max(1)).map(|w| {
+        // Event `id` is at t0 + id µs; window w holds ids [w·WINDOW, (w+1)·WINDOW), end exclusive.
+        let start = t0 + (w * WINDOW) as i64 * 1000;
+        let end = t0 + ((w + 1) * WINDOW).min(max_id.max(1)) as i64 * 1000;
+        async move { all_lines_as(query, r#"{job="dist"}"#, start, end, "dist").await }
+    });
+    let pages: Vec<Vec<(i64, String)>> = futures::stream::iter(windows)
+        .buffer_unordered(4)
+        .collect()
+        .await;
     let mut seen: HashMap<u64, usize> = HashMap::new();
-    for (_, line) in lines {
+    for (_, line) in pages.into_iter().flatten() {
         let id: u64 = line
             .strip_prefix("ev=")
             .and_then(|r| r.split(' ').next())
