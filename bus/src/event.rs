@@ -102,6 +102,34 @@ pub struct Stream {
 pub struct Batch {
     pub tenant: String,
     pub streams: Vec<Stream>,
+    /// Where a sender that may replay the request numbered it (see [`Origin`]).
+    pub origin: Option<Origin>,
+}
+
+/// A replayable sender's numbering of a request, so a replay is stored once.
+///
+/// The node agent sends a file's lines in requests numbered by the file offset they end at,
+/// one at a time per file, and re-sends the same request after a crash or a lost answer. The
+/// processor keeps, per bus partition, the highest `(seq, part)` seen for each `source` and
+/// drops a record at or below it: a replay lands behind the original in the same partition, so
+/// it is recognised however many times it comes. `part` numbers the pieces a request was split
+/// into inside one partition (Kafka message size), so the pieces of one request are not taken
+/// for replays of each other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    /// The sender's stable name for what it replays (the agent: node and file fingerprint).
+    pub source: String,
+    /// Increases with each new request of `source`.
+    pub seq: u64,
+    /// The piece of the request within one partition, from 0.
+    pub part: u32,
+}
+
+impl Origin {
+    /// Whether this record comes after `mark` (the highest seen): new, not a replay.
+    pub fn is_after(&self, mark: (u64, u32)) -> bool {
+        (self.seq, self.part) > mark
+    }
 }
 
 impl Batch {

@@ -11,7 +11,7 @@ pub mod partition;
 pub mod wal;
 
 pub use error::{Error, Result};
-pub use event::{Batch, Entry, Labels, LabelsError, Stream};
+pub use event::{Batch, Entry, Labels, LabelsError, Origin, Stream};
 pub use metrics::WalMetrics;
 pub use partition::{PartitionControl, PartitionReader, Producer, Record};
 pub use wal::{Wal, WalConfig, WalReader};

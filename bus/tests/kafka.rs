@@ -234,6 +234,7 @@ async fn pushed_batches_arrive_exactly_once_with_each_stream_in_one_partition_in
                 let batch = Batch {
                     tenant: format!("tenant-{}", task % 3),
                     streams,
+                    origin: None,
                 };
                 pushed += batch.event_count();
                 append(&producer, &batch).await;
@@ -599,6 +600,7 @@ fn one_event(b: usize) -> Batch {
             labels: labels(&[("app", format!("app-{}", b % 60))]),
             entries: vec![entry(0, b % 60, b)],
         }],
+        origin: None,
     }
 }
 
@@ -762,6 +764,7 @@ async fn a_batch_the_topic_refuses_is_rejected_and_leaves_no_trace() -> anyhow::
                 })
                 .collect(),
         }],
+        origin: None,
     };
     let err = append_until_final(&producer, &big).await.unwrap_err();
     assert!(matches!(err, Error::Rejected(_)), "{err:?}");
@@ -832,6 +835,7 @@ async fn unreachable_brokers_answer_unavailable_within_the_request_timeout() {
             labels: labels(&[("app", "a".into())]),
             entries: vec![entry(0, 0, 0)],
         }],
+        origin: None,
     };
     let started = Instant::now();
     let first = {

@@ -1,6 +1,12 @@
 //! The push endpoints: Loki's `POST /loki/api/v1/push` and the native NDJSON
 //! `POST /ingest/v1/ndjson`. A request is decoded and validated whole, appended to the bus as
 //! one record, and answered 2xx only once that record is durable.
+//!
+//! A sender that re-sends requests after a crash (the node agent) numbers them with the header
+//! `X-LogStream-Origin: <seq> <source>`: `seq` a number that grows with each new request of
+//! `source` (the agent sends the file offset the request ends at), `source` a name without
+//! spaces of up to 256 visible ASCII characters. The request is appended as usual and the
+//! processors store it once however often it comes (see [`logstream_bus::Origin`]).
 
 use crate::decode::{self, DecodeError, Limits};
 use crate::metrics::{IngestMetrics, TenantLabels};
@@ -10,7 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use logstream_bus::{Batch, Producer};
+use logstream_bus::{Batch, Origin, Producer};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,6 +91,10 @@ async fn push(s: &IngestState, format: Format, headers: &HeaderMap, body: Body) 
             return reject(s, &tenant, "too_large", 413, &msg);
         }
     };
+    let origin = match origin_of(headers) {
+        Ok(o) => o,
+        Err(msg) => return reject(s, &tenant, "bad_origin", 400, &msg),
+    };
     let header = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
     let encoding = header(header::CONTENT_ENCODING);
     let now = now_ns();
@@ -102,7 +112,11 @@ async fn push(s: &IngestState, format: Format, headers: &HeaderMap, body: Body) 
         Ok(streams) => streams,
         Err(e) => return reject(s, &tenant, e.reason(), e.status(), &e.to_string()),
     };
-    let batch = Batch { tenant, streams };
+    let batch = Batch {
+        tenant,
+        streams,
+        origin,
+    };
     let (events, bytes) = (batch.event_count(), batch.line_bytes());
     if events > 0
         && let Err(e) = s.bus.append(&batch).await
@@ -149,6 +163,33 @@ fn tenant_of(s: &IngestState, headers: &HeaderMap) -> Result<String, DecodeError
     }
 }
 
+/// The header a replaying sender numbers its requests with (see the module docs).
+pub const ORIGIN_HEADER: &str = "x-logstream-origin";
+
+fn origin_of(headers: &HeaderMap) -> Result<Option<Origin>, String> {
+    let Some(value) = headers.get(ORIGIN_HEADER) else {
+        return Ok(None);
+    };
+    let usage = "X-LogStream-Origin must be `<seq> <source>`: a number, one space, and a name of 1 to 256 visible ASCII characters without spaces";
+    let text = value
+        .to_str()
+        .map_err(|_| format!("{usage}; it is not ASCII"))?;
+    let (seq, source) = text
+        .split_once(' ')
+        .ok_or_else(|| format!("{usage}; got {text:?}"))?;
+    let seq: u64 = seq
+        .parse()
+        .map_err(|_| format!("{usage}; {seq:?} is not a number"))?;
+    if source.is_empty() || source.len() > 256 || !source.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("{usage}; got source {source:?}"));
+    }
+    Ok(Some(Origin {
+        source: source.to_string(),
+        seq,
+        part: 0,
+    }))
+}
+
 fn bus_error(s: &IngestState, tenant: &str, e: &logstream_bus::Error) -> Response {
     use logstream_bus::Error as B;
     let (reason, status, retry_after) = match e {
@@ -178,4 +219,40 @@ fn reject(s: &IngestState, tenant: &str, reason: &'static str, status: u16, msg:
 
 fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(ORIGIN_HEADER, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn origin_header_is_read_or_refused_with_what_is_wrong() {
+        assert_eq!(origin_of(&HeaderMap::new()), Ok(None));
+        assert_eq!(
+            origin_of(&with("4096 node-1/9f2c")),
+            Ok(Some(Origin {
+                source: "node-1/9f2c".into(),
+                seq: 4096,
+                part: 0
+            }))
+        );
+        for (bad, names) in [
+            ("4096", "got \"4096\""),
+            ("x12 node/a", "\"x12\" is not a number"),
+            ("12 ", "got source \"\""),
+            ("12 a b", "got source \"a b\""),
+        ] {
+            let err = origin_of(&with(bad)).unwrap_err();
+            assert!(err.starts_with("X-LogStream-Origin must be"), "{err}");
+            assert!(err.contains(names), "{bad}: {err}");
+        }
+        let long = format!("1 {}", "a".repeat(257));
+        assert!(origin_of(&with(&long)).is_err());
+    }
 }

@@ -289,3 +289,119 @@ async fn storage_down_for_30s_delays_but_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A push body of events `ids` over 8 streams (so it spreads over partitions).
+fn body_of(ids: std::ops::Range<u64>, t0: i64) -> Vec<u8> {
+    let mut streams: std::collections::BTreeMap<u64, Vec<serde_json::Value>> =
+        std::collections::BTreeMap::new();
+    for id in ids {
+        streams.entry(id % 8).or_default().push(serde_json::json!([
+            (t0 + id as i64 * 1000).to_string(),
+            cluster::line_of(id)
+        ]));
+    }
+    let streams: Vec<_> = streams
+        .into_iter()
+        .map(|(s, values)| {
+            serde_json::json!({"stream": {"job": "dist", "shard": format!("s{s}")}, "values": values})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "streams": streams })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replayed_requests_are_stored_once_across_replicas_restarts_and_partitions() {
+    let _serial = SERIAL.lock().await;
+    let Some(mut c) = Cluster::start(ClusterSpec {
+        ingest: 2,
+        processors: 2,
+        ..spec()
+    })
+    .await
+    else {
+        return;
+    };
+    let t0 = common::now_ns() - 3_600_000_000_000;
+    let ingest = c.ingest_urls();
+    let push = |i: usize, body: Vec<u8>, origin: &'static str| {
+        let url = format!("{}/loki/api/v1/push", ingest[i]);
+        async move {
+            common::post(
+                &url,
+                "application/json",
+                &[("X-Scope-OrgID", "dist"), ("X-LogStream-Origin", origin)],
+                body,
+            )
+            .await
+        }
+    };
+    let a = || body_of(0..400, t0);
+    let b = || body_of(400..800, t0);
+    // The same request through both ingest replicas, then a later one, then a late replay.
+    for (i, body, origin) in [
+        (0, a(), "1000 node-a/00aa"),
+        (1, a(), "1000 node-a/00aa"),
+        (0, a(), "1000 node-a/00aa"),
+        (1, b(), "2000 node-a/00aa"),
+        (0, a(), "1000 node-a/00aa"),
+        // Another sender with the same number is its own.
+        (1, body_of(800..1200, t0), "1000 node-b/00aa"),
+    ] {
+        let (status, text) = push(i, body, origin).await;
+        assert_eq!(status, 204, "{text}");
+    }
+    let (status, text) = push(0, a(), "many words here").await;
+    assert_eq!(status, 400);
+    assert!(
+        text.contains("X-LogStream-Origin must be `<seq> <source>`")
+            && text.contains("not a number"),
+        "{text}"
+    );
+
+    let ledger = Ledger {
+        acked: (0..1200).collect(),
+        ..Ledger::default()
+    };
+    let q = c.queries[0].url();
+    wait_exactly_once(&q, &ledger, t0, 1200, Duration::from_secs(60)).await;
+
+    // Stop the processors cleanly (they commit, marks into the manifests), start them again,
+    // and replay both requests of node-a: the marks come back from storage.
+    for p in &c.processors {
+        p.send_term();
+    }
+    for p in &mut c.processors {
+        assert!(p.wait_exit(), "{} did not exit 0", p.name);
+    }
+    for p in &mut c.processors {
+        p.restart().await;
+    }
+    for (i, body, origin) in [(1, a(), "1000 node-a/00aa"), (0, b(), "2000 node-a/00aa")] {
+        let (status, text) = push(i, body, origin).await;
+        assert_eq!(status, 204, "{text}");
+    }
+    // Read through a fresh replica once the processors took the replays in.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut dropped = 0.0;
+    while Instant::now() < deadline {
+        dropped = 0.0;
+        for p in &c.processors {
+            dropped += p
+                .metric_sum("logstream_processor_replayed_records_dropped_total")
+                .await;
+        }
+        if dropped >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        dropped >= 2.0,
+        "replays dropped after the restart: {dropped}"
+    );
+    let q = c.add_query(1).await.url();
+    let seen = cluster::read_events(&q, t0, 1200).await;
+    if let Some(p) = exactly_once_problems(&ledger, &seen) {
+        panic!("after the processors restarted and the requests were replayed: {p}");
+    }
+}

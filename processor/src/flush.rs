@@ -9,6 +9,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::TimestampNanosecondType;
 use bytes::Bytes;
 use logstream_bus::Labels;
+use logstream_store::manifest::{ORIGIN_MARK_TTL_S, OriginMark};
 use logstream_store::schema::TIMESTAMP;
 use logstream_store::{FileMeta, Manifest, ObjectPath, OffsetRange, Store, layout, parquet};
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +39,10 @@ pub(crate) async fn flush(
     manifest.pending = Some(range);
     manifest.save(store).await?;
 
+    let chunks_marks: Vec<(String, (u64, u32))> = chunks
+        .iter()
+        .flat_map(|c| c.marks.iter().cloned())
+        .collect();
     // 2. Files. Sorting and encoding are CPU work: keep them off the async workers.
     let source = base.source.clone();
     let class = class.to_string();
@@ -53,12 +58,25 @@ pub(crate) async fn flush(
         metrics.line_bytes_flushed.inc_by(f.meta.line_bytes);
     }
 
-    // 3. Commit.
+    // 3. Commit, with the senders' marks as of the range's end.
+    let now = chrono::Utc::now();
     manifest.pending = None;
     manifest.next_offset = range.last + 1;
     manifest.files.extend(files.into_iter().map(|f| f.meta));
+    for (source, (seq, part)) in chunks_marks {
+        manifest.origins.insert(
+            source,
+            OriginMark {
+                seq,
+                part,
+                seen_s: now.timestamp(),
+            },
+        );
+    }
+    manifest
+        .origins
+        .retain(|_, m| now.timestamp() - m.seen_s <= ORIGIN_MARK_TTL_S);
     // Forget files retention has expired (the sweeper or lifecycle rules delete the objects).
-    let now = chrono::Utc::now();
     manifest.files.retain(|f| {
         logstream_store::retention::cutoff_ns(retention, &f.tenant, &f.class, now)
             .is_none_or(|cut| f.max_ts_ns >= cut)

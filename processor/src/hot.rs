@@ -70,6 +70,10 @@ impl TenantRows {
     }
 }
 
+/// The highest request seen per replaying sender ([`logstream_bus::Origin`]) in one
+/// partition, as of some offset.
+pub type Marks = HashMap<String, (u64, u32)>;
+
 /// The rows of a contiguous range of bus offsets, by tenant.
 #[derive(Debug)]
 pub struct HotChunk {
@@ -77,17 +81,39 @@ pub struct HotChunk {
     pub last_offset: u64,
     pub tenants: HashMap<String, TenantRows>,
     pub read_at: Instant,
+    /// The senders' marks this chunk moved, in offset order: a commit of the chunk records
+    /// them in the manifest.
+    pub marks: Vec<(String, (u64, u32))>,
+    /// Records left out as replays of requests already in the partition.
+    pub replays: u64,
 }
 
 impl HotChunk {
-    /// Decodes bus records into rows. Records must be in offset order.
-    pub fn from_records(records: &[Record]) -> Result<Option<Self>> {
+    /// Decodes bus records into rows, leaving out replays: a record whose origin is at or
+    /// below its sender's mark in `marks`, which it then moves. Records must be in offset
+    /// order, and `marks` must be the marks as of the first record, so that a redo of the
+    /// same records decides the same way.
+    pub fn from_records(records: &[Record], marks: &mut Marks) -> Result<Option<Self>> {
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
             return Ok(None);
         };
         let mut builders: HashMap<String, Builder> = HashMap::new();
+        let mut moved = Vec::new();
+        let mut replays = 0;
         for record in records {
             let batch = decode(&record.payload)?;
+            if let Some(origin) = &batch.origin {
+                if marks
+                    .get(&origin.source)
+                    .is_some_and(|mark| !origin.is_after(*mark))
+                {
+                    replays += 1;
+                    continue;
+                }
+                let new = (origin.seq, origin.part);
+                marks.insert(origin.source.clone(), new);
+                moved.push((origin.source.clone(), new));
+            }
             let b = builders.entry(batch.tenant).or_default();
             for stream in &batch.streams {
                 b.add(stream);
@@ -107,6 +133,8 @@ impl HotChunk {
             last_offset: last.offset,
             tenants,
             read_at: Instant::now(),
+            marks: moved,
+            replays,
         }))
     }
 
@@ -126,6 +154,9 @@ impl HotChunk {
             last_offset: self.last_offset,
             tenants,
             read_at: self.read_at,
+            // Only a flush reads them, and a flush takes whole chunks.
+            marks: self.marks.clone(),
+            replays: self.replays,
         })
     }
 
@@ -217,11 +248,64 @@ mod tests {
                     })
                     .collect(),
             }],
+            origin: None,
         };
         Record {
             offset,
             payload: codec::encode(&batch).unwrap(),
         }
+    }
+
+    fn from(offset: u64, lines: &[&str], source: &str, seq: u64, part: u32) -> Record {
+        let mut batch = codec::decode(&record(offset, "t", lines).payload).unwrap();
+        batch.origin = Some(logstream_bus::Origin {
+            source: source.into(),
+            seq,
+            part,
+        });
+        Record {
+            offset,
+            payload: codec::encode(&batch).unwrap(),
+        }
+    }
+
+    #[test]
+    fn replays_of_a_sender_are_left_out_and_marks_move() {
+        let mut marks = Marks::new();
+        marks.insert("n/old".into(), (50, 0));
+        let records = vec![
+            from(1, &["a1"], "n/a", 10, 0),
+            from(2, &["a1-part2"], "n/a", 10, 1),
+            from(3, &["a1"], "n/a", 10, 0),    // replay of offset 1
+            from(4, &["b1"], "n/b", 7, 0),     // another sender
+            from(5, &["a0"], "n/a", 5, 0),     // older than the mark: a late replay
+            from(6, &["old"], "n/old", 50, 0), // replay of a request committed before
+            record(7, "t", &["plain"]),        // no origin: always kept
+            from(8, &["a2"], "n/a", 20, 0),
+        ];
+        let chunk = HotChunk::from_records(&records, &mut marks)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            lines(&chunk.tenants["t"]),
+            ["a1", "a1-part2", "b1", "plain", "a2"]
+        );
+        assert_eq!(chunk.replays, 3);
+        assert_eq!((chunk.first_offset, chunk.last_offset), (1, 8));
+        let moved: Vec<(&str, (u64, u32))> =
+            chunk.marks.iter().map(|(s, m)| (s.as_str(), *m)).collect();
+        assert_eq!(
+            moved,
+            [
+                ("n/a", (10, 0)),
+                ("n/a", (10, 1)),
+                ("n/b", (7, 0)),
+                ("n/a", (20, 0))
+            ]
+        );
+        assert_eq!(marks["n/a"], (20, 0));
+        assert_eq!(marks["n/b"], (7, 0));
+        assert_eq!(marks["n/old"], (50, 0));
     }
 
     fn lines(rows: &TenantRows) -> Vec<String> {
@@ -244,7 +328,9 @@ mod tests {
             record(14, "t", &["b1", "b2", "b3"]),
             record(16, "t", &["c1"]),
         ];
-        let chunk = HotChunk::from_records(&records).unwrap().unwrap();
+        let chunk = HotChunk::from_records(&records, &mut Marks::new())
+            .unwrap()
+            .unwrap();
         assert_eq!((chunk.first_offset, chunk.last_offset), (10, 16));
         assert_eq!(chunk.tenants["t"].batch.num_rows(), 6);
 

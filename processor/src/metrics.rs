@@ -11,6 +11,8 @@ use prometheus_client::registry::{Registry, Unit};
 pub struct ProcessorMetrics {
     pub records: Counter,
     pub events: Counter,
+    /// Records left out as replays of a sender's request already in the partition.
+    pub replays: Counter,
     pub flushes: Counter,
     pub flush_errors: Counter,
     pub flush_seconds: Histogram,
@@ -55,6 +57,7 @@ impl Default for ProcessorMetrics {
         Self {
             records: Counter::default(),
             events: Counter::default(),
+            replays: Counter::default(),
             flushes: Counter::default(),
             flush_errors: Counter::default(),
             flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
@@ -77,6 +80,11 @@ impl ProcessorMetrics {
         let r = registry.sub_registry_with_prefix("logstream_processor");
         r.register("records", "Bus records consumed", m.records.clone());
         r.register("events", "Events consumed", m.events.clone());
+        r.register(
+            "replayed_records_dropped",
+            "Bus records left out as replays of a request already stored (an agent re-sending after a crash or a lost answer)",
+            m.replays.clone(),
+        );
         r.register("flushes", "Flushes committed", m.flushes.clone());
         r.register(
             "flush_errors",

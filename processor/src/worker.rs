@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::flush::flush;
-use crate::hot::{HotChunk, Snapshot};
+use crate::hot::{HotChunk, Marks, Snapshot};
 use crate::metrics::{ProcessorMetrics, SourceLabels};
 use logstream_bus::{PartitionControl, PartitionReader, Record};
 use logstream_store::{Manifest, OffsetRange, Store};
@@ -68,6 +68,8 @@ struct Inner {
     metrics: ProcessorMetrics,
     labels: SourceLabels,
     state: RwLock<Snapshot>,
+    /// Replaying senders' marks as of the last record read (see [`HotChunk::from_records`]).
+    marks: std::sync::Mutex<Marks>,
     /// Offset just past the last record read: everything below is in `state`.
     consumed: tokio::sync::watch::Sender<u64>,
 }
@@ -106,6 +108,7 @@ impl PartitionWorker {
             .get_or_create(&labels)
             .set(manifest.next_offset as i64);
         let consumed = tokio::sync::watch::Sender::new(start_offset(&manifest));
+        let marks = std::sync::Mutex::new(manifest_marks(&manifest));
         let state = RwLock::new(Snapshot {
             manifest: Arc::new(manifest),
             hot: Arc::new(Vec::new()),
@@ -120,6 +123,7 @@ impl PartitionWorker {
                 metrics,
                 labels,
                 state,
+                marks,
                 consumed,
             }),
         }
@@ -239,7 +243,8 @@ impl PartitionWorker {
                 }
             }
         }
-        let chunk: Vec<_> = decode_chunk(inside)
+        let chunk: Vec<_> = self
+            .decode(inside)
             .await?
             .map(Arc::new)
             .into_iter()
@@ -274,13 +279,21 @@ impl PartitionWorker {
     async fn consume(&self, mut records: Vec<Record>, position: u64) -> Result<()> {
         let m = &self.inner.metrics;
         if self.inner.mode == Mode::Follow {
-            // What the processors committed meanwhile is in files already.
-            let committed = self.snapshot().manifest.next_offset;
-            records.retain(|r| r.offset >= committed);
+            // What the processors committed meanwhile is in files already, and their marks
+            // as of then in the manifest (marks only grow along the partition: the higher
+            // one is the later).
+            let manifest = self.snapshot().manifest;
+            records.retain(|r| r.offset >= manifest.next_offset);
+            let mut marks = self.lock_marks();
+            for (source, m) in &manifest.origins {
+                let mark = marks.entry(source.clone()).or_insert((m.seq, m.part));
+                *mark = (*mark).max((m.seq, m.part));
+            }
         }
         if !records.is_empty() {
             m.records.inc_by(records.len() as u64);
-            if let Some(chunk) = decode_chunk(records).await? {
+            if let Some(chunk) = self.decode(records).await? {
+                m.replays.inc_by(chunk.replays);
                 m.events.inc_by(
                     chunk
                         .tenants
@@ -294,6 +307,29 @@ impl PartitionWorker {
         self.inner.consumed.send_replace(position);
         self.set_lag(position);
         Ok(())
+    }
+
+    /// Decodes records read in offset order, moving the marks.
+    async fn decode(&self, records: Vec<Record>) -> Result<Option<HotChunk>> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let mut marks = std::mem::take(&mut *self.lock_marks());
+        let (chunk, marks) = tokio::task::spawn_blocking(move || {
+            let chunk = HotChunk::from_records(&records, &mut marks);
+            (chunk, marks)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
+        *self.lock_marks() = marks;
+        chunk
+    }
+
+    fn lock_marks(&self) -> std::sync::MutexGuard<'_, Marks> {
+        match self.inner.marks.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     fn set_lag(&self, position: u64) {
@@ -447,13 +483,13 @@ pub fn start_offset(manifest: &Manifest) -> u64 {
         .map_or(manifest.next_offset, |r| r.first.min(manifest.next_offset))
 }
 
-async fn decode_chunk(records: Vec<Record>) -> Result<Option<HotChunk>> {
-    if records.is_empty() {
-        return Ok(None);
-    }
-    tokio::task::spawn_blocking(move || HotChunk::from_records(&records))
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?
+/// The marks a manifest holds, as the decoder keeps them.
+fn manifest_marks(manifest: &Manifest) -> Marks {
+    manifest
+        .origins
+        .iter()
+        .map(|(source, m)| (source.clone(), (m.seq, m.part)))
+        .collect()
 }
 
 async fn join(mut task: FlushTask) -> Result<Result<Manifest>> {

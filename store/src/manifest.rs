@@ -23,6 +23,7 @@ use crate::store::{ObjectVersion, Store};
 use bytes::Bytes;
 use logstream_bus::Labels;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub const VERSION: u32 = 1;
 
@@ -51,6 +52,19 @@ pub struct FileMeta {
     pub streams: Vec<Labels>,
 }
 
+/// The highest request of one sender seen in a source, and when it was (unix seconds): marks
+/// of senders silent for longer than [`ORIGIN_MARK_TTL_S`] are forgotten at a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginMark {
+    pub seq: u64,
+    pub part: u32,
+    pub seen_s: i64,
+}
+
+/// A week: far longer than any sender retries a request (the agent's checkpoint moves within
+/// seconds of an acknowledgement), short enough that marks of rotated-away files go.
+pub const ORIGIN_MARK_TTL_S: i64 = 7 * 24 * 3600;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub version: u32,
@@ -66,6 +80,11 @@ pub struct Manifest {
     /// A flush that was started and not committed.
     pub pending: Option<OffsetRange>,
     pub files: Vec<FileMeta>,
+    /// For each replaying sender seen in this source (see [`logstream_bus::Origin`]): the
+    /// highest request below `next_offset`. A processor that takes the source over continues
+    /// from these marks, so a replay is dropped whoever reads it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub origins: BTreeMap<String, OriginMark>,
     /// The stored object's version this manifest was read as or written as; `None` when
     /// there is none yet. The next save expects to replace exactly that version.
     #[serde(skip)]
@@ -82,6 +101,7 @@ impl PartialEq for Manifest {
             && self.next_offset == other.next_offset
             && self.pending == other.pending
             && self.files == other.files
+            && self.origins == other.origins
     }
 }
 
@@ -97,6 +117,7 @@ impl Manifest {
             next_offset: 0,
             pending: None,
             files: Vec::new(),
+            origins: BTreeMap::new(),
             stored: None,
         }
     }

@@ -8,10 +8,11 @@
 //!
 //! Payloads are encoded through borrowed mirrors of [`Batch`] and [`Stream`] with the same
 //! serde shape, so splitting copies no log lines; [`crate::codec::decode`] reads them as
-//! ordinary batches.
+//! ordinary batches. A request's [`Origin`] goes with every message, its `part` numbering the
+//! pieces within a partition, so that dropping replays never drops a sibling piece.
 
 use crate::error::{Error, Result};
-use crate::event::{Batch, Entry, Labels, Stream};
+use crate::event::{Batch, Entry, Labels, Origin, Stream};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use xxhash_rust::xxh3::Xxh3;
@@ -46,7 +47,7 @@ pub fn messages(batch: &Batch, partitions: i32, max_payload: usize) -> Result<Ve
     }
     let mut out = Vec::new();
     for (partition, streams) in groups {
-        let mut packer = Packer::new(&batch.tenant, max_payload);
+        let mut packer = Packer::new(&batch.tenant, batch.origin.as_ref(), max_payload);
         for stream in streams {
             packer.add(stream)?;
         }
@@ -67,6 +68,14 @@ pub fn messages(batch: &Batch, partitions: i32, max_payload: usize) -> Result<Ve
 struct BatchRef<'a> {
     tenant: &'a str,
     streams: Vec<StreamRef<'a>>,
+    origin: Option<OriginRef<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct OriginRef<'a> {
+    source: &'a str,
+    seq: u64,
+    part: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,6 +89,9 @@ impl BatchRef<'_> {
         str_size(self.tenant)
             + varint_size(self.streams.len() as u64)
             + self.streams.iter().map(StreamRef::size).sum::<usize>()
+            + self.origin.as_ref().map_or(1, |o| {
+                1 + str_size(o.source) + varint_size(o.seq) + varint_size(u64::from(o.part))
+            })
     }
 }
 
@@ -94,6 +106,9 @@ impl StreamRef<'_> {
 #[derive(Debug)]
 struct Packer<'a> {
     tenant: &'a str,
+    origin: Option<&'a Origin>,
+    /// Bytes the origin takes at most in a chunk (its part number's size not known yet).
+    origin_size: usize,
     max: usize,
     done: Vec<BatchRef<'a>>,
     current: Vec<StreamRef<'a>>,
@@ -101,9 +116,14 @@ struct Packer<'a> {
 }
 
 impl<'a> Packer<'a> {
-    fn new(tenant: &'a str, max: usize) -> Self {
+    fn new(tenant: &'a str, origin: Option<&'a Origin>, max: usize) -> Self {
+        let origin_size = origin.map_or(1, |o| {
+            1 + str_size(&o.source) + varint_size(o.seq) + varint_size(u64::from(u32::MAX))
+        });
         Self {
             tenant,
+            origin,
+            origin_size,
             max,
             done: Vec::new(),
             current: Vec::new(),
@@ -114,7 +134,7 @@ impl<'a> Packer<'a> {
     /// Encoded size of the current chunk if it held `streams` streams of `size` bytes more.
     fn size_with(&self, streams: usize, size: usize) -> usize {
         let n = self.current.len() + streams;
-        str_size(self.tenant) + varint_size(n as u64) + self.current_size + size
+        str_size(self.tenant) + varint_size(n as u64) + self.current_size + size + self.origin_size
     }
 
     fn add(&mut self, stream: &'a Stream) -> Result<()> {
@@ -180,9 +200,15 @@ impl<'a> Packer<'a> {
 
     fn close(&mut self) {
         if !self.current.is_empty() {
+            let part = u32::try_from(self.done.len()).unwrap_or(u32::MAX);
             self.done.push(BatchRef {
                 tenant: self.tenant,
                 streams: std::mem::take(&mut self.current),
+                origin: self.origin.map(|o| OriginRef {
+                    source: &o.source,
+                    seq: o.seq,
+                    part,
+                }),
             });
             self.current_size = 0;
         }
@@ -271,6 +297,11 @@ mod tests {
         let b = Batch {
             tenant: "team-a".into(),
             streams: vec![stream("api", 300, 40), stream("db", 2, 200)],
+            origin: Some(Origin {
+                source: "node-a/0123456789abcdef".into(),
+                seq: 1 << 40,
+                part: 3,
+            }),
         };
         let r = BatchRef {
             tenant: &b.tenant,
@@ -282,6 +313,11 @@ mod tests {
                     entries: &s.entries,
                 })
                 .collect(),
+            origin: b.origin.as_ref().map(|o| OriginRef {
+                source: &o.source,
+                seq: o.seq,
+                part: o.part,
+            }),
         };
         let enc = postcard::to_allocvec(&r).unwrap();
         assert_eq!(
@@ -312,6 +348,7 @@ mod tests {
             streams: (0..40)
                 .map(|i| stream(&format!("app-{i}"), 3, 10))
                 .collect(),
+            origin: None,
         };
         let msgs = messages(&batch, 4, 4 << 20).unwrap();
         let parts: Vec<i32> = msgs.iter().map(|m| m.partition).collect();
@@ -343,6 +380,7 @@ mod tests {
                     entries: vec![],
                 },
             ],
+            origin: None,
         };
         let msgs = messages(&batch, 1, max).unwrap();
         assert!(msgs.len() > 8, "{} messages", msgs.len());
@@ -362,10 +400,41 @@ mod tests {
     }
 
     #[test]
+    fn every_piece_carries_the_origin_numbered_within_its_partition() {
+        let origin = Origin {
+            source: "node-a/00ff".into(),
+            seq: 123_456,
+            part: 0,
+        };
+        let batch = Batch {
+            tenant: "t".into(),
+            streams: (0..6)
+                .map(|i| stream(&format!("app-{i}"), 400, 100))
+                .collect(),
+            origin: Some(origin.clone()),
+        };
+        let max = 16 * 1024;
+        let msgs = messages(&batch, 2, max).unwrap();
+        assert!(msgs.iter().all(|m| m.payload.len() <= max));
+        let mut parts: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
+        for m in &msgs {
+            let o = codec::decode(&m.payload).unwrap().origin.unwrap();
+            assert_eq!((o.source.as_str(), o.seq), ("node-a/00ff", 123_456));
+            parts.entry(m.partition).or_default().push(o.part);
+        }
+        assert_eq!(parts.len(), 2, "both partitions used: {parts:?}");
+        for (p, seen) in parts {
+            let expected: Vec<u32> = (0..seen.len() as u32).collect();
+            assert_eq!(seen, expected, "partition {p}");
+        }
+    }
+
+    #[test]
     fn an_entry_larger_than_a_message_is_rejected() {
         let batch = Batch {
             tenant: "t".into(),
             streams: vec![stream("big", 1, 70_000)],
+            origin: None,
         };
         let err = messages(&batch, 3, 64 * 1024).unwrap_err();
         assert!(matches!(err, Error::Rejected(_)), "{err}");
@@ -388,6 +457,7 @@ mod tests {
                         )
                     })
                     .collect(),
+                origin: None,
             };
             let msgs = messages(&batch, 5, max).unwrap();
             assert!(msgs.iter().all(|m| m.payload.len() <= max));

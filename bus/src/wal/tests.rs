@@ -13,6 +13,7 @@ fn batch(tenant: &str, line: &str) -> Batch {
                 metadata: vec![],
             }],
         }],
+        origin: None,
     }
 }
 

@@ -328,8 +328,7 @@ pub async fn push_events(
         .build()
         .expect("client");
     let mut ledger = Ledger::default();
-    let mut turn = 0usize;
-    for chunk in ids.chunks(batch.max(1)) {
+    for (turn, chunk) in ids.chunks(batch.max(1)).enumerate() {
         let mut streams: HashMap<u64, Vec<serde_json::Value>> = HashMap::new();
         for &id in chunk {
             streams.entry(id % 8).or_default().push(serde_json::json!([
@@ -344,7 +343,6 @@ pub async fn push_events(
             })).collect::<Vec<_>>()
         });
         let url = format!("{}/loki/api/v1/push", ingest[turn % ingest.len()]);
-        turn += 1;
         let outcome = client
             .post(&url)
             .header("X-Scope-OrgID", "dist")
