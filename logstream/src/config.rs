@@ -61,6 +61,10 @@ pub struct AgentSection {
     pub ingest_url: String,
     /// Directory kubelet writes pod logs to.
     pub pods_dir: PathBuf,
+    /// Where the agent keeps its checkpoints (a hostPath in the DaemonSet).
+    pub state_dir: PathBuf,
+    /// Serves /metrics, /healthz and /readyz.
+    pub listen: SocketAddr,
 }
 
 impl Default for AgentSection {
@@ -68,6 +72,8 @@ impl Default for AgentSection {
         Self {
             ingest_url: "http://127.0.0.1:3100".into(),
             pods_dir: "/var/log/pods".into(),
+            state_dir: "/var/lib/logstream-agent".into(),
+            listen: ([0, 0, 0, 0], 3103).into(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `logstream` binary's library: one module per subcommand, so tests and benchmarks start
 //! the same servers the binary does.
 
+pub mod agent;
 pub mod bench;
 pub mod config;
 pub mod distributed;

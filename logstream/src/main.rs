@@ -27,6 +27,8 @@ enum Command {
     Processor(RoleArgs),
     /// Distributed: the Loki query API over object storage and the Kafka tail.
     Query(RoleArgs),
+    /// Run the node agent: tail container log files and ship them to ingest.
+    Agent(logstream::agent::AgentArgs),
     /// Run the Kubernetes operator: reconcile LogStream and LogPipeline resources.
     Operator(logstream_operator::OperatorArgs),
     /// Run a LogQL query against a running server and print the result.
@@ -58,6 +60,9 @@ fn main() -> ExitCode {
             Command::Ingest(args) => run_role(Role::Ingest, args).await,
             Command::Processor(args) => run_role(Role::Processor, args).await,
             Command::Query(args) => run_role(Role::Query, args).await,
+            Command::Agent(args) => {
+                until_signal(move |stop| logstream::agent::run(args, stop)).await
+            }
             Command::Operator(args) => run_operator(args).await,
             Command::Search(args) => query_cli::run(args).await,
             Command::Bench(args) => bench::run(args).await,

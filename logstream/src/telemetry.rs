@@ -38,19 +38,52 @@ impl Readiness {
     }
 }
 
-#[derive(Debug)]
+/// A liveness check beyond "the process answers" (the agent: its reader thread turns).
+pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
+
 struct Ops {
     registry: Registry,
     ready: Readiness,
+    alive: Option<Liveness>,
+    started: Option<Liveness>,
+}
+
+impl std::fmt::Debug for Ops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ops").field("ready", &self.ready).finish()
+    }
 }
 
 /// `/metrics` (OpenMetrics text), `/healthz` (the process answers) and `/readyz`.
 pub fn ops_router(registry: Registry, ready: Readiness) -> Router {
+    ops_router_with(registry, ready, None, None)
+}
+
+/// [`ops_router`] whose `/healthz` also asks `alive` and `/readyz` also `started`.
+pub fn ops_router_with(
+    registry: Registry,
+    ready: Readiness,
+    alive: Option<Liveness>,
+    started: Option<Liveness>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(Arc::new(Ops { registry, ready }))
+        .with_state(Arc::new(Ops {
+            registry,
+            ready,
+            alive,
+            started,
+        }))
+}
+
+async fn healthz(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
+    if ops.alive.as_ref().is_none_or(|alive| alive()) {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "stalled\n")
+    }
 }
 
 async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
@@ -73,7 +106,7 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
-    if ops.ready.is_ready() {
+    if ops.ready.is_ready() && ops.started.as_ref().is_none_or(|started| started()) {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")

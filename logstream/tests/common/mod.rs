@@ -27,7 +27,11 @@ impl Server {
     }
 
     async fn start_with(dir: &Path, args: Vec<String>) -> Self {
-        let port = free_port();
+        Self::start_on(dir, free_port(), args).await
+    }
+
+    /// Starts the binary on `dir` listening on `port` (to come back where clients expect it).
+    pub async fn start_on(dir: &Path, port: u16, args: Vec<String>) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

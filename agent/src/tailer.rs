@@ -1,0 +1,375 @@
+//! One file being followed: reading what was appended, decoding it into log lines, cutting
+//! them into requests, and knowing how far ingest has acknowledged.
+//!
+//! Offsets are file offsets of physical lines. A request ends at the decoder's safe offset, so
+//! everything below its end is in it or in earlier requests, and nothing above. One request of
+//! a file is in flight at a time: requests of a file reach ingest in order, which is what lets
+//! the processors tell a replay (a request numbered at or below the last one) from new data.
+//!
+//! The file is read through the handle opened at discovery, so a rename (rotation) or an
+//! unlink does not interrupt it; the tailer lets go once the file is no longer listed and was
+//! read to its end. A file that shrinks below the read position was truncated in place
+//! (copytruncate): reading goes on in the copy if one with the same fingerprint exists, and
+//! what can no longer be read is counted as lost.
+
+use crate::discover::PodFile;
+use crate::format::{Decoder, DecoderConfig, LogLine};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+/// Bytes read from a file per step.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A request cut from a file: its lines and the offset it ends at (its number).
+#[derive(Debug, Clone)]
+pub struct Cut {
+    pub lines: Vec<LogLine>,
+    pub end: u64,
+    pub bytes: usize,
+}
+
+/// The request of a file that ingest has not acknowledged yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inflight {
+    pub end: u64,
+    pub bytes: u64,
+    pub lines: u64,
+}
+
+/// Settings that shape requests.
+#[derive(Debug, Clone)]
+pub struct CutConfig {
+    /// Cut a request once its lines hold this many bytes.
+    pub max_bytes: usize,
+    /// Cut a request at the latest this long after its first line was read.
+    pub max_wait: Duration,
+}
+
+/// What one read step found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStep {
+    pub bytes: u64,
+    pub lines: u64,
+    pub eof: bool,
+    /// The file shrank below the read position.
+    pub truncated: bool,
+}
+
+#[derive(Debug)]
+pub struct Tailer {
+    pub fp: u64,
+    pub file: PodFile,
+    handle: File,
+    /// Device and inode of the handle, to tell a rename from a copy.
+    pub dev_ino: (u64, u64),
+    /// Offset of the next byte to read from the handle.
+    read_pos: u64,
+    /// Bytes read after the last newline (an incomplete line), starting at `read_pos - buf.len()`.
+    buf: Vec<u8>,
+    decoder: Decoder,
+    max_line_bytes: usize,
+    pending: Vec<LogLine>,
+    pending_bytes: usize,
+    pending_since: Option<Instant>,
+    /// Every byte below is acknowledged.
+    pub acked: u64,
+    /// The request in flight.
+    pub inflight: Option<Inflight>,
+    /// After a restart: the request that was in flight must be cut again at exactly this end.
+    replay_end: Option<u64>,
+    replay_cut: bool,
+    /// The file is no longer listed (rotated away, deleted, compressed).
+    pub gone: bool,
+    /// The last read found no more data.
+    pub at_eof: bool,
+    /// The file's size at the last read step.
+    pub size: u64,
+    /// Truncated with no copy to go on in: finish what was read, then stop.
+    pub ended: bool,
+}
+
+impl Tailer {
+    /// Follows `handle` (the file `file`, fingerprint `fp`) from the acknowledged offset
+    /// `acked`; `inflight` is the end of a request that may have reached ingest already.
+    pub fn open(
+        fp: u64,
+        file: PodFile,
+        handle: File,
+        acked: u64,
+        inflight: Option<u64>,
+        decoder: DecoderConfig,
+    ) -> std::io::Result<Self> {
+        let meta = handle.metadata()?;
+        let mut t = Self {
+            fp,
+            file,
+            dev_ino: (meta.dev(), meta.ino()),
+            handle,
+            read_pos: 0,
+            buf: Vec::new(),
+            max_line_bytes: decoder.max_line_bytes,
+            decoder: Decoder::new(decoder).resume_at(acked),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            pending_since: None,
+            acked,
+            inflight: None,
+            replay_end: inflight.filter(|&e| e > acked),
+            replay_cut: false,
+            gone: false,
+            at_eof: false,
+            size: meta.len(),
+            ended: false,
+        };
+        t.seek(acked)?;
+        Ok(t)
+    }
+
+    fn seek(&mut self, pos: u64) -> std::io::Result<()> {
+        self.handle.seek(SeekFrom::Start(pos))?;
+        self.read_pos = pos;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Goes on reading in `copy` (same fingerprint, another inode) at the same position: the
+    /// original was truncated after being copied.
+    pub fn switch_to(&mut self, copy: PodFile, handle: File) -> std::io::Result<()> {
+        let meta = handle.metadata()?;
+        let pos = self.read_pos;
+        self.handle = handle;
+        self.dev_ino = (meta.dev(), meta.ino());
+        self.file = copy;
+        self.size = meta.len();
+        self.handle.seek(SeekFrom::Start(pos))?;
+        Ok(())
+    }
+
+    /// Bytes held in memory for this file (lines waiting or in flight, an incomplete line).
+    pub fn memory(&self) -> usize {
+        self.pending_bytes + self.inflight.map_or(0, |i| i.bytes as usize) + self.buf.len()
+    }
+
+    /// Bytes of the file not yet acknowledged.
+    pub fn lag_bytes(&self) -> u64 {
+        self.size.saturating_sub(self.acked)
+    }
+
+    /// Whether reading more is useful now: room for another request's worth of lines, and not
+    /// stopped at a replay cut.
+    pub fn wants_read(&self, cut: &CutConfig) -> bool {
+        !self.ended && !self.replay_cut && self.pending_bytes < cut.max_bytes
+    }
+
+    /// Reads and decodes up to `max` bytes. `wall_ns` stamps lines that carry no time.
+    pub fn read(&mut self, max: usize, now: Instant, wall_ns: i64) -> std::io::Result<ReadStep> {
+        let mut step = ReadStep::default();
+        let size = self.handle.metadata()?.len();
+        // Truncated in place: shorter than what was read, or (when it was rewritten past that
+        // before we looked) no longer starting with the line it is known by. The second check
+        // costs a read of the first line, so only when an idle file grows again.
+        if size < self.read_pos
+            || (self.at_eof && size > self.read_pos && !self.same_first_line()?)
+        {
+            step.truncated = true;
+            return Ok(step);
+        }
+        self.size = size;
+        let mut chunk = vec![0u8; READ_CHUNK.min(max.max(1))];
+        while (step.bytes as usize) < max && !self.replay_cut {
+            let n = self.handle.read(&mut chunk)?;
+            if n == 0 {
+                step.eof = true;
+                break;
+            }
+            step.bytes += n as u64;
+            let before = self.pending.len();
+            let rewind = self.take_in(&chunk[..n], now, wall_ns);
+            step.lines += (self.pending.len() - before) as u64;
+            if let Some(pos) = rewind {
+                self.seek(pos)?;
+            }
+        }
+        self.at_eof = step.eof;
+        if step.eof {
+            let before = self.pending.len();
+            self.decoder.flush_expired(now, &mut self.pending);
+            step.lines += (self.pending.len() - before) as u64;
+        }
+        self.recount(now);
+        Ok(step)
+    }
+
+    /// Whether the file still starts with the line its fingerprint was taken of.
+    fn same_first_line(&self) -> std::io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; crate::discover::FINGERPRINT_BYTES];
+        let mut n = 0;
+        while n < buf.len() {
+            match self.handle.read_at(&mut buf[n..], n as u64)? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(crate::discover::fingerprint_of(&buf[..n]) == Some(self.fp))
+    }
+
+    /// Splits read bytes into physical lines for the decoder. Returns where to read on from
+    /// when it stopped early, at the end of a replayed request.
+    fn take_in(&mut self, data: &[u8], now: Instant, wall_ns: i64) -> Option<u64> {
+        let mut rest = data;
+        // Offset of `buf[0]`.
+        let mut line_start = self.read_pos - self.buf.len() as u64;
+        self.read_pos += data.len() as u64;
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            let end = line_start + (self.buf.len() + i + 1) as u64;
+            if self.buf.is_empty() {
+                self.decoder
+                    .push(&rest[..i], line_start, end, now, wall_ns, &mut self.pending);
+            } else {
+                self.buf.extend_from_slice(&rest[..i]);
+                self.decoder
+                    .push(&self.buf, line_start, end, now, wall_ns, &mut self.pending);
+                self.buf.clear();
+            }
+            line_start = end;
+            rest = &rest[i + 1..];
+            if self.replay_end.is_some_and(|r| end >= r) {
+                // The request that was in flight at the last stop ends here: cut it exactly,
+                // whatever the decoder still holds, and read on only once it is sent.
+                self.decoder.finish(&mut self.pending);
+                self.replay_end = None;
+                self.replay_cut = true;
+                return Some(end);
+            }
+        }
+        self.buf.extend_from_slice(rest);
+        // A line without end in sight: hand it over in pieces rather than hold it all.
+        let limit = self.max_line_bytes + 256;
+        if self.buf.len() > limit {
+            let end = line_start + self.buf.len() as u64;
+            let line = std::mem::take(&mut self.buf);
+            self.decoder
+                .push(&line, line_start, end, now, wall_ns, &mut self.pending);
+        }
+        None
+    }
+
+    fn recount(&mut self, now: Instant) {
+        self.pending_bytes = self.pending.iter().map(|l| l.text.len()).sum();
+        if self.pending.is_empty() {
+            self.pending_since = None;
+        } else if self.pending_since.is_none() {
+            self.pending_since = Some(now);
+        }
+    }
+
+    /// Lets the decoder emit what waited past its timeout (a multiline event, a partial line).
+    pub fn expire(&mut self, now: Instant) {
+        self.decoder.flush_expired(now, &mut self.pending);
+        self.recount(now);
+    }
+
+    /// The file is done (gone and read to its end, or truncated away): emit everything.
+    pub fn finish(&mut self, now: Instant) {
+        if !self.buf.is_empty() {
+            // A last line without newline in a file that will not grow any more.
+            let start = self.read_pos - self.buf.len() as u64;
+            let line = std::mem::take(&mut self.buf);
+            self.decoder
+                .push(&line, start, self.read_pos, now, 0, &mut self.pending);
+        }
+        self.decoder.finish(&mut self.pending);
+        self.recount(now);
+    }
+
+    /// The next request, when none is in flight and one is due (full, old enough, `flush`, or
+    /// the replay of the request in flight at the last stop).
+    pub fn cut(&mut self, cfg: &CutConfig, now: Instant, flush: bool) -> Option<Cut> {
+        if self.inflight.is_some() || self.pending.is_empty() {
+            return None;
+        }
+        let due = flush
+            || self.replay_cut
+            || self.pending_bytes >= cfg.max_bytes
+            || self
+                .pending_since
+                .is_some_and(|s| now.duration_since(s) >= cfg.max_wait);
+        if !due {
+            return None;
+        }
+        // Only lines wholly below the safe offset: a line of one stream emitted while the other
+        // stream holds an unfinished line (a partial, a multiline event) above it waits, or a
+        // restart from this request's end would read it again.
+        let end = self.decoder.safe_offset();
+        let (lines, held): (Vec<LogLine>, Vec<LogLine>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|l| l.end <= end);
+        self.pending = held;
+        if lines.is_empty() {
+            // Try again a wait later, not in a busy loop.
+            self.pending_since = Some(now);
+            return None;
+        }
+        let bytes = lines.iter().map(|l| l.text.len()).sum();
+        self.replay_cut = false;
+        self.recount(now);
+        self.inflight = Some(Inflight {
+            end,
+            bytes: bytes as u64,
+            lines: lines.len() as u64,
+        });
+        Some(Cut { lines, end, bytes })
+    }
+
+    /// Ingest acknowledged the request in flight (or refused it for good).
+    pub fn acknowledged(&mut self) {
+        if let Some(i) = self.inflight.take() {
+            self.acked = self.acked.max(i.end);
+        }
+    }
+
+    /// Lines and bytes of the request in flight (0 when none).
+    pub fn inflight_size(&self) -> (u64, u64) {
+        self.inflight.map_or((0, 0), |i| (i.lines, i.bytes))
+    }
+
+    /// Nothing left to read, send or wait for: the tailer can go.
+    pub fn drained(&self) -> bool {
+        (self.gone && self.at_eof || self.ended)
+            && self.pending.is_empty()
+            && self.inflight.is_none()
+            && self.buf.is_empty()
+    }
+
+    /// When the decoder next needs [`Tailer::expire`] or a request is due, for sleeping.
+    pub fn next_deadline(&self, cfg: &CutConfig) -> Option<Instant> {
+        let cut = self.pending_since.map(|s| s + cfg.max_wait);
+        match (cut, self.decoder.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Lines the decoder could not parse and kept as raw text.
+    pub fn malformed(&self) -> u64 {
+        self.decoder.stats().malformed
+    }
+
+    /// Position read up to (for lost-byte accounting after a truncation).
+    pub fn read_pos(&self) -> u64 {
+        self.read_pos
+    }
+}
+
+/// Opens `path` and fingerprints it: `None` while it has no complete first line (or vanished).
+pub fn open_fingerprinted(path: &std::path::Path) -> std::io::Result<Option<(u64, File)>> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(crate::discover::fingerprint(&mut f)?.map(|fp| (fp, f)))
+}

@@ -1,0 +1,125 @@
+//! `logstream agent`: the node agent (crate logstream-agent) with the /metrics, /healthz and
+//! /readyz server every role has. `/readyz` answers once the first scan of the pod log
+//! directory is done, `/healthz` fails when the reader thread stalls.
+//!
+//! In a cluster it runs from the operator's DaemonSet with `--config` (the `[agent]` section);
+//! on a laptop or in a test, flags alone do: `logstream agent --pods-dir DIR --ingest URL`.
+
+use crate::telemetry::{Readiness, ops_router_with};
+use anyhow::Context;
+use logstream_agent::metrics::AgentMetrics;
+use logstream_agent::{AgentConfig, Health};
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentArgs {
+    /// TOML configuration file (its `[agent]` section); flags override it.
+    #[arg(long, short = 'c', env = "LOGSTREAM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// kubelet's pod log directory.
+    #[arg(long, env = "LOGSTREAM_PODS_DIR")]
+    pub pods_dir: Option<PathBuf>,
+    /// Base URL of the ingest API (or a standalone server), e.g. http://127.0.0.1:3100.
+    #[arg(long, env = "LOGSTREAM_INGEST_URL")]
+    pub ingest: Option<String>,
+    /// Tenant to ship as (X-Scope-OrgID); ingest's default tenant when unset.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// This node's name; defaults to $NODE_NAME, then the host name.
+    #[arg(long, env = "NODE_NAME")]
+    pub node: Option<String>,
+    /// Where checkpoints are kept.
+    #[arg(long, env = "LOGSTREAM_AGENT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "LOGSTREAM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Cut a request at the latest this long after its first line was read.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub batch_wait: Option<Duration>,
+    /// Cut a request once it holds this many bytes of lines.
+    #[arg(long)]
+    pub batch_bytes: Option<usize>,
+    /// Log data held in memory at most; reading pauses at this.
+    #[arg(long)]
+    pub memory_budget: Option<usize>,
+}
+
+/// Resolves flags over the config file over defaults.
+pub fn config(args: &AgentArgs) -> anyhow::Result<(AgentConfig, SocketAddr)> {
+    let file = match &args.config {
+        Some(p) => crate::config::Config::from_file(p).map_err(anyhow::Error::msg)?,
+        None => crate::config::Config::default(),
+    };
+    let section = file.agent;
+    let node = args
+        .node
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let mut cfg = AgentConfig::new(
+        args.pods_dir.clone().unwrap_or(section.pods_dir),
+        args.ingest.clone().unwrap_or(section.ingest_url),
+        args.state_dir.clone().unwrap_or(section.state_dir),
+        node,
+    );
+    cfg.tenant = args.tenant.clone();
+    if let Some(w) = args.batch_wait {
+        cfg.batch_wait = w;
+    }
+    if let Some(b) = args.batch_bytes {
+        cfg.batch_bytes = b;
+    }
+    if let Some(m) = args.memory_budget {
+        cfg.memory_budget = m;
+    }
+    Ok((cfg, args.listen.unwrap_or(section.listen)))
+}
+
+/// Runs the agent until `shutdown`.
+pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let (cfg, listen) = config(&args)?;
+    cfg.validate()?;
+    tracing::info!(
+        pods_dir = %cfg.pods_dir.display(),
+        ingest = %cfg.ingest_url,
+        node = %cfg.node,
+        state_dir = %cfg.state_dir.display(),
+        "starting the agent"
+    );
+    let mut registry = Registry::default();
+    let metrics = AgentMetrics::register(&mut registry);
+    let health = Health::default();
+    let (alive, started) = (health.clone(), health.clone());
+    let ready = Readiness::default();
+    let router = ops_router_with(
+        registry,
+        ready.clone(),
+        Some(Arc::new(move || alive.alive())),
+        Some(Arc::new(move || started.ready())),
+    );
+    let http_stop = CancellationToken::new();
+    let http = tokio::spawn(crate::distributed::serve(
+        listen,
+        router,
+        ready,
+        http_stop.clone(),
+    ));
+    let result = logstream_agent::run(cfg, metrics, health, shutdown)
+        .await
+        .context("agent");
+    http_stop.cancel();
+    http.await??;
+    result
+}
