@@ -12,6 +12,7 @@
 pub mod checkpoint;
 pub mod discover;
 pub mod format;
+pub mod kubernetes;
 pub mod metrics;
 pub mod ship;
 pub mod tailer;
@@ -30,6 +31,18 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// Which files are shipped, as whom.
+#[derive(Debug, Clone)]
+pub enum Policy {
+    /// Every file, as the configured tenant, labelled from its path (no Kubernetes API).
+    All,
+    /// Files of pods a LogPipeline selects, as their namespace (see [`kubernetes`]).
+    Kubernetes {
+        pods: kubernetes::PodCache,
+        pipelines: Vec<kubernetes::Pipeline>,
+    },
+}
 
 /// Settings of `logstream agent`.
 #[derive(Debug, Clone)]
@@ -179,11 +192,19 @@ enum Event {
 /// requests in flight and writes the checkpoint.
 pub async fn run(
     config: AgentConfig,
+    policy: Policy,
     metrics: AgentMetrics,
     health: Health,
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
     config.validate()?;
+    if let Policy::Kubernetes { pods, .. } = &policy {
+        tracing::info!(node = %config.node, "waiting for the first list of this node's pods");
+        tokio::select! {
+            () = pods.ready() => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+    }
     let store = checkpoint::Store::open(&config.state_dir)?;
     let checkpoints = store.load()?;
     let shipper = Shipper::new(
@@ -245,6 +266,8 @@ pub async fn run(
         send: send_tx,
         rotate: 0,
         scan_due: true,
+        policy,
+        carried: BTreeMap::new(),
     };
     let result = tokio::task::spawn_blocking(move || reader.run())
         .await
@@ -303,6 +326,9 @@ struct Reader {
     /// Scan at the next turn: something changed, or a file was let go whose path may hold a
     /// new file already (truncated in place).
     scan_due: bool,
+    policy: Policy,
+    /// Checkpoints of files present but not followed, kept until they are or go.
+    carried: BTreeMap<String, FileCheckpoint>,
 }
 
 impl Reader {
@@ -411,6 +437,8 @@ impl Reader {
             .map(|(fp, t)| (t.dev_ino, *fp))
             .collect();
         let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        // Fingerprints of every listed file, followed or not.
+        let mut present: std::collections::HashSet<String> = std::collections::HashSet::new();
         for f in files {
             let Ok(meta) = std::fs::metadata(&f.path) else {
                 continue;
@@ -434,21 +462,27 @@ impl Reader {
                 }
             };
             let (fp, handle) = opened;
+            present.insert(discover::hex(fp));
             if self.tailers.contains_key(&fp) {
                 // Same first line, another inode: a copy (copytruncate) or a duplicate; the
                 // tailer turns to it if its own file is truncated.
                 continue;
             }
+            let (labels, tenant) = match self.decide(&f) {
+                kubernetes::Decision::Ship { tenant, labels } => (FileLabels(labels), tenant),
+                kubernetes::Decision::Skip | kubernetes::Decision::Unknown => continue,
+            };
+            let key = discover::hex(fp);
             let restored = self
                 .restored
                 .as_mut()
-                .and_then(|c| c.files.remove(&discover::hex(fp)));
+                .and_then(|c| c.files.remove(&key))
+                .or_else(|| self.carried.remove(&key));
             let (acked, inflight) = restored.map_or((0, None), |c| (c.acked, c.inflight));
             match Tailer::open(fp, f.clone(), handle, acked, inflight, self.decoder.clone()) {
                 Ok(t) => {
-                    tracing::info!(path = %f.path.display(), fingerprint = %discover::hex(fp), from = acked, "following");
-                    self.labels
-                        .insert(fp, (self.labels_of(&f), self.config.tenant.clone()));
+                    tracing::info!(path = %f.path.display(), fingerprint = %key, from = acked, %tenant, "following");
+                    self.labels.insert(fp, (labels, Some(tenant)));
                     seen.insert(fp);
                     self.tailers.insert(fp, t);
                 }
@@ -463,28 +497,61 @@ impl Reader {
                 t.gone = true;
             }
         }
-        // What the checkpoint knew and no file matches any more went while the agent was down.
+        // Checkpoints of files that are there but not followed (not selected now, pod not
+        // cached yet) are kept for when they are; the others' files went while the agent was
+        // down or unselected.
+        let mut gone = Vec::new();
         if let Some(restored) = self.restored.take() {
-            for (fp, c) in restored.files {
-                let lost = c.size.saturating_sub(c.acked);
-                tracing::warn!(path = %c.path.display(), fingerprint = %fp, lost_bytes = lost, "a file in the checkpoint is gone; what was not read of it is lost");
-                let tenant = self.config.tenant.clone().unwrap_or_default();
-                self.metrics
-                    .lost_bytes
-                    .get_or_create(&AgentMetrics::tenant(&tenant))
-                    .inc_by(lost);
+            self.carried.extend(restored.files);
+        }
+        self.carried.retain(|fp, c| {
+            let keep = present.contains(fp);
+            if !keep {
+                gone.push((fp.clone(), c.clone()));
             }
+            keep
+        });
+        for (fp, c) in gone {
+            let lost = c.size.saturating_sub(c.acked);
+            tracing::warn!(path = %c.path.display(), fingerprint = %fp, lost_bytes = lost, "a file in the checkpoint is gone; what was not read of it is lost");
+            let tenant = match &self.policy {
+                Policy::All => self.config.tenant.clone(),
+                Policy::Kubernetes { .. } => {
+                    PodFile::parse(&self.config.pods_dir, &c.path).map(|f| f.namespace)
+                }
+            };
+            let tenant = tenant.unwrap_or_else(|| "default".into());
+            self.metrics
+                .lost_bytes
+                .get_or_create(&AgentMetrics::tenant(&tenant))
+                .inc_by(lost);
         }
         Ok(())
     }
 
-    fn labels_of(&self, f: &PodFile) -> FileLabels {
-        FileLabels(vec![
-            ("namespace".into(), f.namespace.clone()),
-            ("pod".into(), f.pod.clone()),
-            ("container".into(), f.container.clone()),
-            ("node".into(), self.config.node.clone()),
-        ])
+    /// Whether and how to ship a newly found file.
+    fn decide(&self, f: &PodFile) -> kubernetes::Decision {
+        match &self.policy {
+            Policy::All => kubernetes::Decision::Ship {
+                tenant: self
+                    .config
+                    .tenant
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+                labels: vec![
+                    ("namespace".into(), f.namespace.clone()),
+                    ("pod".into(), f.pod.clone()),
+                    ("container".into(), f.container.clone()),
+                    ("node".into(), self.config.node.clone()),
+                ],
+            },
+            Policy::Kubernetes { pods, pipelines } => kubernetes::decide(
+                f,
+                pods.get(&f.namespace, &f.pod).as_deref(),
+                pipelines,
+                &self.config.node,
+            ),
+        }
     }
 
     fn tenant_label(&self, fp: u64) -> metrics::TenantLabels {
@@ -682,6 +749,8 @@ impl Reader {
     fn save(&mut self) -> Result<(), AgentError> {
         let mut c = self.restored.clone().unwrap_or_default();
         c.version = checkpoint::VERSION;
+        c.files
+            .extend(self.carried.iter().map(|(k, v)| (k.clone(), v.clone())));
         for (fp, t) in &self.tailers {
             c.files.insert(
                 discover::hex(*fp),

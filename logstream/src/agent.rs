@@ -7,8 +7,9 @@
 
 use crate::telemetry::{Readiness, ops_router_with};
 use anyhow::Context;
+use logstream_agent::kubernetes::{Pipeline, PodCache};
 use logstream_agent::metrics::AgentMetrics;
-use logstream_agent::{AgentConfig, Health};
+use logstream_agent::{AgentConfig, Health, Policy};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,15 +49,37 @@ pub struct AgentArgs {
     /// Log data held in memory at most; reading pauses at this.
     #[arg(long)]
     pub memory_budget: Option<usize>,
+    /// Ship only pods LogPipelines select, as their namespace, with pod labels from a watch of
+    /// this node's pods (KUBECONFIG or in-cluster). On by default inside a pod, or with
+    /// `kubernetes = true` in the config's [agent] section.
+    #[arg(long)]
+    pub kubernetes: bool,
 }
 
-/// Resolves flags over the config file over defaults.
-pub fn config(args: &AgentArgs) -> anyhow::Result<(AgentConfig, SocketAddr)> {
+/// Resolves flags over the config file over defaults: the agent's settings, where to serve,
+/// whether to run against the Kubernetes API, and the LogPipelines to apply then.
+pub fn config(args: &AgentArgs) -> anyhow::Result<(AgentConfig, SocketAddr, bool, Vec<Pipeline>)> {
     let file = match &args.config {
         Some(p) => crate::config::Config::from_file(p).map_err(anyhow::Error::msg)?,
         None => crate::config::Config::default(),
     };
     let section = file.agent;
+    let kubernetes = args.kubernetes
+        || section.kubernetes
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let pipelines = file
+        .pipelines
+        .iter()
+        .map(|p| {
+            Pipeline::new(
+                &p.namespace,
+                &p.name,
+                p.spec.selector.clone(),
+                p.spec.labels.clone(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
     let node = args
         .node
         .clone()
@@ -84,13 +107,32 @@ pub fn config(args: &AgentArgs) -> anyhow::Result<(AgentConfig, SocketAddr)> {
     if let Some(m) = args.memory_budget {
         cfg.memory_budget = m;
     }
-    Ok((cfg, args.listen.unwrap_or(section.listen)))
+    Ok((
+        cfg,
+        args.listen.unwrap_or(section.listen),
+        kubernetes,
+        pipelines,
+    ))
 }
 
 /// Runs the agent until `shutdown`.
 pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let (cfg, listen) = config(&args)?;
+    let (cfg, listen, kubernetes, pipelines) = config(&args)?;
     cfg.validate()?;
+    let policy = if kubernetes {
+        let client = kube::Client::try_default().await.context(
+            "connect to the Kubernetes API (the pod's service account in a cluster, else KUBECONFIG)",
+        )?;
+        let (pods, watch) = PodCache::watch(client, &cfg.node);
+        tokio::spawn(watch);
+        tracing::info!(
+            pipelines = pipelines.len(),
+            "shipping the pods LogPipelines select"
+        );
+        Policy::Kubernetes { pods, pipelines }
+    } else {
+        Policy::All
+    };
     tracing::info!(
         pods_dir = %cfg.pods_dir.display(),
         ingest = %cfg.ingest_url,
@@ -116,7 +158,7 @@ pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result
         ready,
         http_stop.clone(),
     ));
-    let result = logstream_agent::run(cfg, metrics, health, shutdown)
+    let result = logstream_agent::run(cfg, policy, metrics, health, shutdown)
         .await
         .context("agent");
     http_stop.cancel();

@@ -46,10 +46,33 @@ pub struct BenchArgs {
     /// Processors in the distributed run.
     #[arg(long, default_value_t = 2)]
     pub processors: usize,
+    /// Benchmark the node agent instead: tail generated CRI files into a local sink and into a
+    /// standalone server.
+    #[arg(long)]
+    pub agent: bool,
+    /// Log lines in the agent benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub agent_lines: usize,
+    /// Files the agent benchmark spreads its lines over.
+    #[arg(long, default_value_t = 8)]
+    pub agent_files: usize,
+    /// Agent benchmark: also run the OpenTelemetry Collector baseline through this script
+    /// (bench/otelcol/run.sh) on the same files.
+    #[arg(long)]
+    pub otelcol: Option<PathBuf>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let samples = args.samples.exists().then(|| args.samples.clone());
+    if args.agent {
+        return crate::bench_agent::run(
+            args.agent_lines,
+            args.agent_files,
+            samples.as_deref(),
+            args.otelcol.as_deref(),
+        )
+        .await;
+    }
     let mut opts = logstream_bench::Options {
         target: args.target.clone().unwrap_or_default(),
         query_target: String::new(),

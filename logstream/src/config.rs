@@ -65,6 +65,8 @@ pub struct AgentSection {
     pub state_dir: PathBuf,
     /// Serves /metrics, /healthz and /readyz.
     pub listen: SocketAddr,
+    /// Ship only the pods LogPipelines select (needs the Kubernetes API); the operator sets it.
+    pub kubernetes: bool,
 }
 
 impl Default for AgentSection {
@@ -74,6 +76,7 @@ impl Default for AgentSection {
             pods_dir: "/var/log/pods".into(),
             state_dir: "/var/lib/logstream-agent".into(),
             listen: ([0, 0, 0, 0], 3103).into(),
+            kubernetes: false,
         }
     }
 }
@@ -445,6 +448,10 @@ mod tests {
                 }
                 Component::Agent => {
                     assert_eq!(cfg.agent.ingest_url, "http://main-ingest.logging.svc:3100");
+                    assert!(
+                        cfg.agent.kubernetes,
+                        "the DaemonSet's agent selects pods through LogPipelines"
+                    );
                     assert_eq!(cfg.pipelines.len(), 1);
                 }
                 _ => assert!(cfg.pipelines.is_empty()),

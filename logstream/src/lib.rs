@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod bench_agent;
 pub mod config;
 pub mod distributed;
 pub mod operator;

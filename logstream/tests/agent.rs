@@ -615,3 +615,180 @@ async fn random_writes_rotations_truncations_deletions_and_crashes_lose_or_repea
         );
     }
 }
+
+/// Creates a pod on `node` (bypassing the scheduler) and returns its uid.
+async fn create_pod(
+    ns: &logstream_e2e::kube::TestNamespace,
+    name: &str,
+    node: &str,
+    app: &str,
+    exclude: bool,
+) -> String {
+    let mut pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "example/app:1"}]},
+    }))
+    .unwrap();
+    if exclude {
+        pod.metadata.annotations =
+            Some([("logstream.dev/exclude".to_string(), "true".to_string())].into());
+    }
+    let created = ns
+        .api::<k8s_openapi::api::core::v1::Pod>()
+        .create(&Default::default(), &pod)
+        .await
+        .expect("create pod");
+    created.metadata.uid.expect("uid")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_only_pods_a_pipeline_selects_ship_as_their_namespace_with_pod_labels() {
+    let Some(cluster) = logstream_e2e::kube::TestCluster::connect().await else {
+        return;
+    };
+    let ns = cluster.fresh_namespace("agent").await.expect("namespace");
+    let n = ns.name().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("server")).unwrap();
+    let server = Server::start(&dir.path().join("server"), &[]).await;
+    let pods = dir.path().join("pods");
+    let base_s = chrono::Utc::now().timestamp() - 3600;
+    // On this node: selected, opted out, not selected. On another node: same labels, but not
+    // ours (its pod is not in this node's watch).
+    let mut expected = 0;
+    for (i, (pod, node, app, exclude)) in [
+        ("api-1", "kwok-node-0", "api", false),
+        ("api-2", "kwok-node-0", "api", true),
+        ("db-0", "kwok-node-0", "db", false),
+        ("api-3", "kwok-node-1", "api", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let uid = create_pod(&ns, pod, node, app, exclude).await;
+        let container = pods.join(format!("{n}_{pod}_{uid}/app"));
+        let from = i as u64 * 1000;
+        write_lines(
+            &container,
+            from..from + 500,
+            base_s,
+            u64::MAX,
+            Duration::ZERO,
+        );
+        if i == 0 {
+            expected = 500;
+        }
+    }
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[agent]
+kubernetes = true
+
+[[pipelines]]
+namespace = "{n}"
+name = "web"
+spec = {{ logStreamRef = {{ name = "main" }}, selector = {{ matchLabels = {{ app = "api" }} }}, labels = {{ team = "checkout" }} }}
+
+[[pipelines]]
+namespace = "elsewhere"
+name = "all"
+spec = {{ logStreamRef = {{ name = "main" }}, selector = {{}} }}
+"#
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_logstream"))
+        .args(["agent", "--config", config.to_str().unwrap()])
+        .args(["--pods-dir", pods.to_str().unwrap()])
+        .args(["--state-dir", dir.path().join("state").to_str().unwrap()])
+        .args([
+            "--ingest",
+            &server.url,
+            "--node",
+            "kwok-node-0",
+            "--batch-wait",
+            "100ms",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap())
+        .spawn()
+        .expect("spawn logstream agent");
+    let start = base_s * 1_000_000_000;
+    let end = start + 10_000_000;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let got = common::all_lines_as(
+            &server.url,
+            &format!(r#"{{namespace="{n}"}}"#),
+            start,
+            end,
+            &n,
+        )
+        .await;
+        if got.len() >= expected || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    // Give the agent time to ship what it should not, if it would.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got_after = common::all_lines_as(
+        &server.url,
+        &format!(r#"{{namespace="{n}"}}"#),
+        start,
+        end,
+        &n,
+    )
+    .await;
+    let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(got.len(), expected, "api-1's lines, as tenant {n}\n{log}");
+    assert_eq!(
+        got_after.len(),
+        expected,
+        "nothing of api-2 (opted out), db-0 (not selected) or api-3 (other node)"
+    );
+    let ids: Vec<u64> = got_after
+        .iter()
+        .map(|(_, l)| {
+            l.strip_prefix("line=")
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids, (0..500).collect::<Vec<u64>>());
+    let first = lines(
+        &server.url,
+        r#"{pod="api-1"}"#,
+        start,
+        end,
+        1,
+        true,
+        Some(&n),
+    )
+    .await;
+    assert_eq!(
+        first[0].0,
+        serde_json::json!({"namespace": n, "pod": "api-1", "container": "app", "stream": "stdout",
+            "node": "kwok-node-0", "app": "api", "team": "checkout"})
+    );
+    // Not under the default tenant.
+    let default = common::all_lines(&server.url, r#"{pod="api-1"}"#, start, end).await;
+    assert!(
+        default.is_empty(),
+        "{} lines under the default tenant",
+        default.len()
+    );
+    ns.delete().await.expect("delete namespace");
+}

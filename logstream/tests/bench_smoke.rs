@@ -35,3 +35,32 @@ fn a_short_benchmark_runs_and_reports_every_figure() {
         assert!(stdout.contains(figure), "missing {figure:?} in:\n{stdout}");
     }
 }
+
+#[test]
+fn a_short_agent_benchmark_runs_and_counts_every_line_back() {
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
+    let out = Command::new(env!("CARGO_BIN_EXE_logstream"))
+        .args([
+            "bench",
+            "--agent",
+            "--agent-lines",
+            "30000",
+            "--agent-files",
+            "3",
+        ])
+        .args(["--samples", samples])
+        .output()
+        .expect("run logstream bench --agent");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    for figure in [
+        "Agent benchmark: 30000 log lines",
+        "| logstream agent → local sink | 30000 |",
+        "| logstream agent → standalone ingest | 30000 |",
+        "lines per CPU s",
+        "checked: the standalone server holds exactly 30000 lines",
+    ] {
+        assert!(stdout.contains(figure), "missing {figure:?} in:\n{stdout}");
+    }
+}

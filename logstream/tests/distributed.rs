@@ -118,15 +118,35 @@ async fn kill9_exactly_once(events: u64, rounds: usize) {
     }
 
     // Stop the processors cleanly (they store what they hold), then read through a fresh query
-    // replica.
-    // All at once: stopping them one by one would hand partitions to the ones still running,
-    // which may stop before reading them (nothing is lost; it just stays in Kafka).
-    for p in &c.processors {
+    // replica. All but the first go first: the first takes their partitions over and catches
+    // up, then stops alone. (Stopping all at once races: one that leaves hands its partitions
+    // to one still flushing, which stops without reading them; nothing is lost, it just stays
+    // in Kafka, but the files would not hold everything.)
+    let (first, rest) = c.processors.split_first_mut().expect("processors");
+    for p in rest.iter() {
         p.send_term();
     }
-    for p in &mut c.processors {
+    for p in rest.iter_mut() {
         assert!(p.wait_exit(), "{} did not exit 0", p.name);
     }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let owned = first
+            .metric_sum("logstream_kafka_assigned_partitions")
+            .await;
+        let lag = first.metric_sum("logstream_processor_lag_records").await;
+        if owned >= partitions && lag == 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} owns {owned} of {partitions} partitions with lag {lag} after 60 s",
+            first.name
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    first.send_term();
+    assert!(first.wait_exit(), "{} did not exit 0", first.name);
     let q2 = c.add_query(2).await;
     let hot = q2.metric_sum("logstream_processor_hot_line_bytes").await;
     let q2url = q2.url();

@@ -78,6 +78,8 @@ pub struct RetentionRule {
 struct AgentSection {
     ingest_url: String,
     pods_dir: String,
+    /// Select pods through LogPipelines and the pod watch (the agent's cluster mode).
+    kubernetes: bool,
 }
 
 /// The retention policy of a LogStream with these pipelines.
@@ -186,6 +188,7 @@ pub fn render(
             agent: Some(AgentSection {
                 ingest_url: names.ingest_url(),
                 pods_dir: spec.agent.host_log_path.clone(),
+                kubernetes: true,
             }),
             pipelines,
         },
