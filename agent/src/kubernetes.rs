@@ -10,6 +10,7 @@
 //! rollout of the DaemonSet, not through a watch.
 
 use crate::discover::PodFile;
+use crate::format::MultilineConfig;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt};
@@ -28,7 +29,25 @@ pub struct Pipeline {
     pub selector: Selector,
     /// Static labels added to every stream it selects.
     pub labels: BTreeMap<String, String>,
+    /// How lines of the files it selects are joined into events.
+    pub multiline: Option<MultilineRule>,
 }
+
+/// A pipeline's multiline settings; equal when their settings are (for comparing decisions).
+#[derive(Debug, Clone)]
+pub struct MultilineRule(pub MultilineConfig);
+
+impl PartialEq for MultilineRule {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        a.first_line.as_str() == b.first_line.as_str()
+            && a.max_bytes == b.max_bytes
+            && a.max_lines == b.max_lines
+            && a.timeout == b.timeout
+    }
+}
+
+impl Eq for MultilineRule {}
 
 impl Pipeline {
     /// From a LogPipeline's namespace, name, selector and labels; fails on a selector the API
@@ -38,6 +57,7 @@ impl Pipeline {
         name: &str,
         selector: LabelSelector,
         labels: BTreeMap<String, String>,
+        multiline: Option<MultilineConfig>,
     ) -> Result<Self, String> {
         let selector = Selector::try_from(selector)
             .map_err(|e| format!("LogPipeline {namespace}/{name}: invalid selector: {e}"))?;
@@ -46,6 +66,7 @@ impl Pipeline {
             name: name.to_string(),
             selector,
             labels,
+            multiline: multiline.map(MultilineRule),
         })
     }
 }
@@ -57,6 +78,7 @@ pub enum Decision {
     Ship {
         tenant: String,
         labels: Vec<(String, String)>,
+        multiline: Option<MultilineRule>,
     },
     /// Not for us: no LogPipeline selects its pod, or the pod opted out.
     Skip,
@@ -103,6 +125,7 @@ pub fn decide(file: &PodFile, pod: Option<&Pod>, pipelines: &[Pipeline], node: &
     Decision::Ship {
         tenant: file.namespace.clone(),
         labels: labels.into_iter().collect(),
+        multiline: pipeline.multiline.clone(),
     }
 }
 
@@ -192,7 +215,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Pipeline::new(ns, name, selector, labels).unwrap()
+        Pipeline::new(ns, name, selector, labels, None).unwrap()
     }
 
     #[test]
@@ -220,7 +243,8 @@ mod tests {
                     ("node".into(), "node-a".into()),
                     ("pod".into(), "api-1".into()),
                     ("team".into(), "other".into()),
-                ]
+                ],
+                multiline: None,
             },
             "the first pipeline by name (all-api) decides; identity labels win"
         );
@@ -258,7 +282,7 @@ mod tests {
             }]),
             ..LabelSelector::default()
         };
-        let e = Pipeline::new("shop", "web", selector, BTreeMap::new()).unwrap_err();
+        let e = Pipeline::new("shop", "web", selector, BTreeMap::new(), None).unwrap_err();
         assert!(
             e.starts_with("LogPipeline shop/web: invalid selector"),
             "{e}"

@@ -468,9 +468,17 @@ impl Reader {
                 // tailer turns to it if its own file is truncated.
                 continue;
             }
-            let (labels, tenant) = match self.decide(&f) {
-                kubernetes::Decision::Ship { tenant, labels } => (FileLabels(labels), tenant),
+            let (labels, tenant, multiline) = match self.decide(&f) {
+                kubernetes::Decision::Ship {
+                    tenant,
+                    labels,
+                    multiline,
+                } => (FileLabels(labels), tenant, multiline),
                 kubernetes::Decision::Skip | kubernetes::Decision::Unknown => continue,
+            };
+            let decoder = DecoderConfig {
+                multiline: multiline.map(|m| m.0),
+                ..self.decoder.clone()
             };
             let key = discover::hex(fp);
             let restored = self
@@ -479,7 +487,7 @@ impl Reader {
                 .and_then(|c| c.files.remove(&key))
                 .or_else(|| self.carried.remove(&key));
             let (acked, inflight) = restored.map_or((0, None), |c| (c.acked, c.inflight));
-            match Tailer::open(fp, f.clone(), handle, acked, inflight, self.decoder.clone()) {
+            match Tailer::open(fp, f.clone(), handle, acked, inflight, decoder) {
                 Ok(t) => {
                     tracing::info!(path = %f.path.display(), fingerprint = %key, from = acked, %tenant, "following");
                     self.labels.insert(fp, (labels, Some(tenant)));
@@ -544,6 +552,7 @@ impl Reader {
                     ("container".into(), f.container.clone()),
                     ("node".into(), self.config.node.clone()),
                 ],
+                multiline: None,
             },
             Policy::Kubernetes { pods, pipelines } => kubernetes::decide(
                 f,

@@ -84,6 +84,40 @@ pub struct LogPipelineSpec {
     /// How long these logs are kept. Unset: the LogStream's `spec.retention.defaultDays`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<PipelineRetention>,
+    /// Joins an event written over several lines (a stack trace) into one line before it is
+    /// shipped. Applied by the node agent to each container's stdout and stderr separately.
+    /// Unset: every line is its own event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiline: Option<Multiline>,
+}
+
+/// Multiline joining: which line starts an event, and bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Multiline {
+    /// Regular expression (Rust `regex` syntax, as RE2) that matches the first line of an event;
+    /// a line that does not match continues the event before it. E.g. `^\d{4}-\d{2}-\d{2}` when
+    /// each event starts with a date and its stack trace lines do not.
+    #[schemars(length(min = 1, max = 1024))]
+    pub first_line: String,
+    /// Most lines one event holds; a line past it starts a new event. Default 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 100000))]
+    pub max_lines: Option<u32>,
+    /// Most bytes one event holds; a line that would pass it starts a new event. Default 262144.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024, max = 4194304))]
+    pub max_bytes: Option<u32>,
+    /// An event ends when no line continued it for this long, in milliseconds. Default 3000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 60000))]
+    pub timeout_millis: Option<u32>,
+}
+
+impl Multiline {
+    pub const DEFAULT_MAX_LINES: u32 = 500;
+    pub const DEFAULT_MAX_BYTES: u32 = 256 * 1024;
+    pub const DEFAULT_TIMEOUT_MILLIS: u32 = 3000;
 }
 
 impl LogPipelineSpec {
@@ -99,6 +133,7 @@ impl LogPipelineSpec {
             parsers: Vec::new(),
             labels: BTreeMap::new(),
             retention: None,
+            multiline: None,
         }
     }
 }

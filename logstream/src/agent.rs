@@ -7,6 +7,7 @@
 
 use crate::telemetry::{Readiness, ops_router_with};
 use anyhow::Context;
+use logstream_agent::format::MultilineConfig;
 use logstream_agent::kubernetes::{Pipeline, PodCache};
 use logstream_agent::metrics::AgentMetrics;
 use logstream_agent::{AgentConfig, Health, Policy};
@@ -71,11 +72,18 @@ pub fn config(args: &AgentArgs) -> anyhow::Result<(AgentConfig, SocketAddr, bool
         .pipelines
         .iter()
         .map(|p| {
+            let multiline = p
+                .spec
+                .multiline
+                .as_ref()
+                .map(|m| multiline(&p.namespace, &p.name, m))
+                .transpose()?;
             Pipeline::new(
                 &p.namespace,
                 &p.name,
                 p.spec.selector.clone(),
                 p.spec.labels.clone(),
+                multiline,
             )
         })
         .collect::<Result<Vec<_>, _>>()
@@ -164,4 +172,24 @@ pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result
     http_stop.cancel();
     http.await??;
     result
+}
+
+/// A LogPipeline's multiline settings as the decoder takes them.
+fn multiline(
+    namespace: &str,
+    name: &str,
+    m: &logstream_crds::logpipeline::Multiline,
+) -> Result<MultilineConfig, String> {
+    use logstream_crds::logpipeline::Multiline as M;
+    let first_line = regex::Regex::new(&m.first_line).map_err(|e| {
+        format!("LogPipeline {namespace}/{name}: spec.multiline.firstLine does not compile: {e}")
+    })?;
+    Ok(MultilineConfig {
+        first_line,
+        max_lines: m.max_lines.unwrap_or(M::DEFAULT_MAX_LINES) as usize,
+        max_bytes: m.max_bytes.unwrap_or(M::DEFAULT_MAX_BYTES) as usize,
+        timeout: Duration::from_millis(u64::from(
+            m.timeout_millis.unwrap_or(M::DEFAULT_TIMEOUT_MILLIS),
+        )),
+    })
 }

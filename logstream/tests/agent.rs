@@ -677,6 +677,24 @@ async fn in_a_cluster_only_pods_a_pipeline_selects_ship_as_their_namespace_with_
         );
         if i == 0 {
             expected = 500;
+            // A second container writing a stack trace: the pipeline joins it into one event.
+            let java = pods.join(format!("{n}_{pod}_{uid}/java"));
+            std::fs::create_dir_all(&java).unwrap();
+            let ts = cri_ts(base_s, 9000);
+            let mut text =
+                format!("{ts} stdout F line=9000 java.lang.IllegalStateException: boom\n");
+            for frame in [
+                "\tat com.shop.Api.handle(Api.java:42)",
+                "\tat com.shop.Main.main(Main.java:7)",
+            ] {
+                text.push_str(&format!("{ts} stdout F {frame}\n"));
+            }
+            text.push_str(&format!(
+                "{} stdout F line=9001 recovered\n",
+                cri_ts(base_s, 9001)
+            ));
+            std::fs::write(java.join("0.log"), text).unwrap();
+            expected += 2;
         }
     }
     let config = dir.path().join("agent.toml");
@@ -689,7 +707,7 @@ kubernetes = true
 [[pipelines]]
 namespace = "{n}"
 name = "web"
-spec = {{ logStreamRef = {{ name = "main" }}, selector = {{ matchLabels = {{ app = "api" }} }}, labels = {{ team = "checkout" }} }}
+spec = {{ logStreamRef = {{ name = "main" }}, selector = {{ matchLabels = {{ app = "api" }} }}, labels = {{ team = "checkout" }}, multiline = {{ firstLine = "^line=", timeoutMillis = 500 }} }}
 
 [[pipelines]]
 namespace = "elsewhere"
@@ -767,7 +785,14 @@ spec = {{ logStreamRef = {{ name = "main" }}, selector = {{}} }}
                 .unwrap()
         })
         .collect();
-    assert_eq!(ids, (0..500).collect::<Vec<u64>>());
+    let mut want: Vec<u64> = (0..500).collect();
+    want.extend([9000, 9001]);
+    assert_eq!(ids, want);
+    assert_eq!(
+        got_after[500].1,
+        "line=9000 java.lang.IllegalStateException: boom\n\tat com.shop.Api.handle(Api.java:42)\n\tat com.shop.Main.main(Main.java:7)",
+        "the stack trace is one event"
+    );
     let first = lines(
         &server.url,
         r#"{pod="api-1"}"#,

@@ -41,6 +41,14 @@ pub fn pipeline(spec: &LogPipelineSpec, log_stream: &LogStreamSpec) -> Result<()
             }
         }
     }
+    if let Some(m) = &spec.multiline {
+        regex::Regex::new(&m.first_line).map_err(|e| {
+            Invalid::spec(format!(
+                "spec.multiline.firstLine does not compile: {}",
+                one_line(&e.to_string())
+            ))
+        })?;
+    }
     selector(&spec.selector, "spec.selector").map_err(Invalid::spec)?;
     if let Some(retention) = &spec.retention {
         let maximum = log_stream.retention.maximum_days;
@@ -193,6 +201,24 @@ mod tests {
             err.message.contains("no named capture group"),
             "{}",
             err.message
+        );
+    }
+
+    #[test]
+    fn a_multiline_first_line_that_does_not_compile_is_named() {
+        let mut spec = LogPipelineSpec::new("main");
+        spec.multiline = Some(logstream_crds::logpipeline::Multiline {
+            first_line: "^(\\d{4}".into(),
+            max_lines: None,
+            max_bytes: None,
+            timeout_millis: None,
+        });
+        let e = pipeline(&spec, &log_stream()).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("spec.multiline.firstLine does not compile: "),
+            "{}",
+            e.message
         );
     }
 
