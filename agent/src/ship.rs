@@ -31,8 +31,8 @@ pub struct Request {
     pub source: String,
     /// The offset the request ends at.
     pub seq: u64,
-    /// Snappy-compressed protobuf.
-    pub body: Vec<u8>,
+    /// Snappy-compressed protobuf; shared, not copied, by each attempt.
+    pub body: bytes::Bytes,
     pub lines: u64,
     pub bytes: u64,
 }
@@ -188,6 +188,7 @@ impl Shipper {
                 format!("{} {}", req.seq, req.source),
             )
             .body(req.body.clone());
+        // (`Bytes` clones share the buffer: a retried request costs no copy.)
         if let Some(t) = &req.tenant {
             r = r.header("x-scope-orgid", t);
         }

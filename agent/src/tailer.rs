@@ -88,6 +88,8 @@ pub struct Tailer {
     pub size: u64,
     /// Truncated with no copy to go on in: finish what was read, then stop.
     pub ended: bool,
+    /// The read buffer, kept between reads.
+    chunk: Vec<u8>,
 }
 
 impl Tailer {
@@ -122,6 +124,7 @@ impl Tailer {
             at_eof: false,
             size: meta.len(),
             ended: false,
+            chunk: Vec::new(),
         };
         t.seek(acked)?;
         Ok(t)
@@ -177,9 +180,32 @@ impl Tailer {
             return Ok(step);
         }
         self.size = size;
-        let mut chunk = vec![0u8; READ_CHUNK.min(max.max(1))];
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.resize(READ_CHUNK, 0);
+        let result = self.read_into(&mut chunk, max, now, wall_ns, &mut step);
+        self.chunk = chunk;
+        result?;
+        self.at_eof = step.eof;
+        if step.eof {
+            let before = self.pending.len();
+            self.decoder.flush_expired(now, &mut self.pending);
+            step.lines += (self.pending.len() - before) as u64;
+        }
+        self.recount(now);
+        Ok(step)
+    }
+
+    fn read_into(
+        &mut self,
+        chunk: &mut [u8],
+        max: usize,
+        now: Instant,
+        wall_ns: i64,
+        step: &mut ReadStep,
+    ) -> std::io::Result<()> {
+        let chunk = &mut chunk[..READ_CHUNK.min(max.max(1))];
         while (step.bytes as usize) < max && !self.replay_cut {
-            let n = self.handle.read(&mut chunk)?;
+            let n = self.handle.read(chunk)?;
             if n == 0 {
                 step.eof = true;
                 break;
@@ -192,14 +218,7 @@ impl Tailer {
                 self.seek(pos)?;
             }
         }
-        self.at_eof = step.eof;
-        if step.eof {
-            let before = self.pending.len();
-            self.decoder.flush_expired(now, &mut self.pending);
-            step.lines += (self.pending.len() - before) as u64;
-        }
-        self.recount(now);
-        Ok(step)
+        Ok(())
     }
 
     /// Whether the file still starts with the line its fingerprint was taken of.
