@@ -656,6 +656,7 @@ async fn in_a_cluster_only_pods_a_pipeline_selects_ship_as_their_namespace_with_
     // On this node: selected, opted out, not selected. On another node: same labels, but not
     // ours (its pod is not in this node's watch).
     let mut expected = 0;
+    let mut api1: Option<PathBuf> = None;
     for (i, (pod, node, app, exclude)) in [
         ("api-1", "kwok-node-0", "api", false),
         ("api-2", "kwok-node-0", "api", true),
@@ -677,6 +678,7 @@ async fn in_a_cluster_only_pods_a_pipeline_selects_ship_as_their_namespace_with_
         );
         if i == 0 {
             expected = 500;
+            api1 = Some(container.clone());
             // A second container writing a stack trace: the pipeline joins it into one event.
             let java = pods.join(format!("{n}_{pod}_{uid}/java"));
             std::fs::create_dir_all(&java).unwrap();
@@ -764,9 +766,40 @@ spec = {{ logStreamRef = {{ name = "main" }}, selector = {{}} }}
         &n,
     )
     .await;
+
+    // The API server frozen (SIGSTOP): api-1's container restarts into a new file, 1.log. The
+    // pod cache still knows the pod, so the new file ships meanwhile.
+    let restarted = {
+        let _thaw = Frozen::part("kube-apiserver");
+        let ts = |id| cri_ts(base_s, id);
+        let text: String = (2000..2100u64)
+            .map(|id| format!("{} stdout F {}\n", ts(id), text_of(id)))
+            .collect();
+        std::fs::write(api1.as_ref().unwrap().join("1.log"), text).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = common::all_lines_as(
+                &server.url,
+                &format!(r#"{{namespace="{n}"}}"#),
+                start,
+                end,
+                &n,
+            )
+            .await;
+            if got.len() >= expected + 100 || Instant::now() > deadline {
+                break got.len();
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
     let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
     let _ = child.kill();
     let _ = child.wait();
+    assert_eq!(
+        restarted,
+        expected + 100,
+        "a new file of a cached pod ships while the API server is away\n{log}"
+    );
     assert_eq!(got.len(), expected, "api-1's lines, as tenant {n}\n{log}");
     assert_eq!(
         got_after.len(),
@@ -816,4 +849,37 @@ spec = {{ logStreamRef = {{ name = "main" }}, selector = {{}} }}
         default.len()
     );
     ns.delete().await.expect("delete namespace");
+}
+
+/// A part of `./e2e/env` frozen with SIGSTOP until dropped (SIGCONT, even when a test fails).
+struct Frozen(u32);
+
+impl Frozen {
+    fn part(name: &str) -> Self {
+        let pids = logstream_e2e::env::env_file_path()
+            .parent()
+            .expect("env file has a directory")
+            .join("pids");
+        let pid: u32 = std::fs::read_to_string(pids.join(format!("{name}.pid")))
+            .unwrap_or_else(|e| panic!("read the pid file of {name}: {e}"))
+            .trim()
+            .parse()
+            .expect("pid");
+        Self::signal(pid, "STOP");
+        Self(pid)
+    }
+
+    fn signal(pid: u32, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok || signal == "CONT", "kill -{signal} {pid} failed");
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        Self::signal(self.0, "CONT");
+    }
 }
