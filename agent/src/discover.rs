@@ -11,7 +11,6 @@
 //! complete yet has no identity and waits.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The most bytes of the first line the fingerprint covers.
@@ -99,13 +98,13 @@ pub fn scan(root: &Path) -> std::io::Result<Vec<PodFile>> {
 
 /// The fingerprint of an open file: xxh3 of its first line (with the newline), or of its first
 /// [`FINGERPRINT_BYTES`] when the line is longer. `None` while the first line is incomplete.
-pub fn fingerprint(file: &mut File) -> std::io::Result<Option<u64>> {
-    use std::io::{Seek, SeekFrom};
+/// Reads at offset 0 without moving the file's cursor.
+pub fn fingerprint(file: &File) -> std::io::Result<Option<u64>> {
+    use std::os::unix::fs::FileExt;
     let mut buf = [0u8; FINGERPRINT_BYTES];
-    file.seek(SeekFrom::Start(0))?;
     let mut n = 0;
     while n < buf.len() {
-        match file.read(&mut buf[n..])? {
+        match file.read_at(&mut buf[n..], n as u64)? {
             0 => break,
             k => n += k,
         }
@@ -204,7 +203,7 @@ mod tests {
         let path = dir.path().join("0.log");
         let open = |content: &[u8]| {
             std::fs::write(&path, content).unwrap();
-            fingerprint(&mut File::open(&path).unwrap()).unwrap()
+            fingerprint(&File::open(&path).unwrap()).unwrap()
         };
         assert_eq!(open(b""), None);
         assert_eq!(open(b"partial first li"), None);

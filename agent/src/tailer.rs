@@ -223,16 +223,7 @@ impl Tailer {
 
     /// Whether the file still starts with the line its fingerprint was taken of.
     fn same_first_line(&self) -> std::io::Result<bool> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = [0u8; crate::discover::FINGERPRINT_BYTES];
-        let mut n = 0;
-        while n < buf.len() {
-            match self.handle.read_at(&mut buf[n..], n as u64)? {
-                0 => break,
-                k => n += k,
-            }
-        }
-        Ok(crate::discover::fingerprint_of(&buf[..n]) == Some(self.fp))
+        Ok(crate::discover::fingerprint(&self.handle)? == Some(self.fp))
     }
 
     /// Splits read bytes into physical lines for the decoder. Returns where to read on from
@@ -385,10 +376,10 @@ impl Tailer {
 
 /// Opens `path` and fingerprints it: `None` while it has no complete first line (or vanished).
 pub fn open_fingerprinted(path: &std::path::Path) -> std::io::Result<Option<(u64, File)>> {
-    let mut f = match File::open(path) {
+    let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok(crate::discover::fingerprint(&mut f)?.map(|fp| (fp, f)))
+    Ok(crate::discover::fingerprint(&f)?.map(|fp| (fp, f)))
 }
