@@ -88,7 +88,7 @@ impl AgentConfig {
             state_dir,
             batch_bytes: 1 << 20,
             batch_wait: Duration::from_millis(500),
-            memory_budget: 8 << 20,
+            memory_budget: 4 << 20,
             max_line_bytes: format::DEFAULT_MAX_LINE_BYTES,
             rescan: Duration::from_secs(10),
             poll: Duration::from_millis(250),
@@ -268,6 +268,7 @@ pub async fn run(
         scan_due: true,
         policy,
         carried: BTreeMap::new(),
+        encoder: ship::Encoder::default(),
     };
     let result = tokio::task::spawn_blocking(move || reader.run())
         .await
@@ -329,6 +330,8 @@ struct Reader {
     policy: Policy,
     /// Checkpoints of files present but not followed, kept until they are or go.
     carried: BTreeMap<String, FileCheckpoint>,
+    /// Request bodies are built with its reused buffers.
+    encoder: ship::Encoder,
 }
 
 impl Reader {
@@ -602,7 +605,11 @@ impl Reader {
             }
             let before = t.memory();
             let malformed_before = t.malformed();
-            let room = (self.config.memory_budget - memory).min(self.config.batch_bytes);
+            // A file's pending lines stay within one request's size: reading further would
+            // only hold more lines while the request before them waits.
+            let room = (self.config.memory_budget - memory)
+                .min(self.config.batch_bytes.saturating_sub(t.pending_bytes()))
+                .max(1);
             match t.read(room, now, wall) {
                 Ok(step) if step.truncated => {
                     self.truncated(fp);
@@ -700,6 +707,9 @@ impl Reader {
                     .cloned()
                     .unwrap_or_else(|| (FileLabels(Vec::new()), None));
                 let lines = c.lines.len() as u64;
+                let body = self.encoder.encode(&labels, &c.lines);
+                drop(c.lines);
+                t.body_built(body.len());
                 let label = AgentMetrics::tenant(tenant.as_deref().unwrap_or("default"));
                 self.metrics.lines_sent.get_or_create(&label).inc_by(lines);
                 out.push((
@@ -708,7 +718,7 @@ impl Reader {
                         tenant,
                         source: format!("{}/{}", self.config.node, discover::hex(*fp)),
                         seq: c.end,
-                        body: ship::encode(&labels, &c.lines).into(),
+                        body,
                         lines,
                         bytes: c.bytes as u64,
                     },

@@ -13,8 +13,6 @@
 //! its lines counted as rejected, and the file goes on after it.
 
 use crate::format::{LogLine, StreamKind};
-use logstream_ingest::decode::loki_proto::{EntryAdapter, PushRequest, StreamAdapter, Timestamp};
-use prost::Message;
 use rand::Rng;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -37,36 +35,137 @@ pub struct Request {
     pub bytes: u64,
 }
 
-/// Builds the request of `lines` of one file: one stream per output stream, lines in order.
-pub fn encode(labels: &FileLabels, lines: &[LogLine]) -> Vec<u8> {
-    let mut streams: Vec<StreamAdapter> = Vec::with_capacity(2);
-    for kind in [StreamKind::Stdout, StreamKind::Stderr] {
-        let entries: Vec<EntryAdapter> = lines
-            .iter()
-            .filter(|l| l.stream == kind)
-            .map(|l| EntryAdapter {
-                timestamp: Some(Timestamp {
-                    seconds: l.ts_ns.div_euclid(1_000_000_000),
-                    nanos: l.ts_ns.rem_euclid(1_000_000_000) as i32,
-                }),
-                line: l.text.as_bytes().to_vec(),
-                structured_metadata: Vec::new(),
-            })
-            .collect();
-        if entries.is_empty() {
-            continue;
-        }
-        streams.push(StreamAdapter {
-            labels: selector(labels, kind),
-            entries,
-            hash: 0,
-        });
+/// Builds request bodies, reusing its buffers from one request to the next.
+///
+/// The protobuf is written straight from the decoded lines (no intermediate message structs
+/// copying every line), then snappy-compressed into a scratch buffer of the worst-case size;
+/// only the compressed bytes are copied into the body that waits for the acknowledgement. A
+/// body therefore holds about a quarter of its lines' bytes, not the 1.2x that compressing
+/// into a fresh `max_compress_len` buffer would keep allocated per request in flight.
+pub struct Encoder {
+    proto: Vec<u8>,
+    packed: Vec<u8>,
+    snappy: snap::raw::Encoder,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("proto_capacity", &self.proto.capacity())
+            .field("packed_capacity", &self.packed.capacity())
+            .finish()
     }
-    let proto = PushRequest { streams }.encode_to_vec();
-    // Snappy block format, as Loki's clients send it; compressing a valid buffer cannot fail.
-    snap::raw::Encoder::new()
-        .compress_vec(&proto)
-        .unwrap_or_default()
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Self {
+            proto: Vec::new(),
+            packed: Vec::new(),
+            snappy: snap::raw::Encoder::new(),
+        }
+    }
+}
+
+/// Scratch buffers above this size are given back after use (a large replay, a huge line).
+const SCRATCH_KEEP: usize = 4 << 20;
+
+impl Encoder {
+    /// The request of `lines` of one file: one stream per output stream, lines in order, as
+    /// Loki's `PushRequest` protobuf, snappy block-compressed.
+    pub fn encode(&mut self, labels: &FileLabels, lines: &[LogLine]) -> bytes::Bytes {
+        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+        let proto = &mut self.proto;
+        proto.clear();
+        for kind in [StreamKind::Stdout, StreamKind::Stderr] {
+            let ours = || lines.iter().filter(move |l| l.stream == kind);
+            if ours().next().is_none() {
+                continue;
+            }
+            let selector = selector(labels, kind);
+            // StreamAdapter { labels = 1, entries = 2 }; EntryAdapter { timestamp = 1,
+            // line = 2 }; Timestamp { seconds = 1, nanos = 2 }, zero fields omitted.
+            let mut stream_len = 1 + encoded_len_varint(selector.len() as u64) + selector.len();
+            for l in ours() {
+                let n = entry_len(l);
+                stream_len += 1 + encoded_len_varint(n as u64) + n;
+            }
+            encode_key(1, WireType::LengthDelimited, proto);
+            encode_varint(stream_len as u64, proto);
+            encode_key(1, WireType::LengthDelimited, proto);
+            encode_varint(selector.len() as u64, proto);
+            proto.extend_from_slice(selector.as_bytes());
+            for l in ours() {
+                let (seconds, nanos) = split_ts(l.ts_ns);
+                encode_key(2, WireType::LengthDelimited, proto);
+                encode_varint(entry_len(l) as u64, proto);
+                encode_key(1, WireType::LengthDelimited, proto);
+                encode_varint(ts_len(seconds, nanos) as u64, proto);
+                if seconds != 0 {
+                    encode_key(1, WireType::Varint, proto);
+                    encode_varint(seconds as u64, proto);
+                }
+                if nanos != 0 {
+                    encode_key(2, WireType::Varint, proto);
+                    encode_varint(nanos as u64, proto);
+                }
+                // proto3 leaves an empty field out.
+                if !l.text.is_empty() {
+                    encode_key(2, WireType::LengthDelimited, proto);
+                    encode_varint(l.text.len() as u64, proto);
+                    proto.extend_from_slice(l.text.as_bytes());
+                }
+            }
+        }
+        let need = snap::raw::max_compress_len(proto.len());
+        if self.packed.len() < need {
+            self.packed.resize(need, 0);
+        }
+        // Snappy block format, as Loki's clients send it; it fails only on input over 4 GiB,
+        // which a request bounded by the batch size never is.
+        let n = self
+            .snappy
+            .compress(proto, &mut self.packed)
+            .expect("snappy input is bounded by the batch size");
+        let body = bytes::Bytes::copy_from_slice(&self.packed[..n]);
+        if self.proto.capacity() > SCRATCH_KEEP {
+            self.proto = Vec::new();
+        }
+        if self.packed.capacity() > SCRATCH_KEEP {
+            self.packed = Vec::new();
+        }
+        body
+    }
+}
+
+fn split_ts(ts_ns: i64) -> (i64, i32) {
+    (
+        ts_ns.div_euclid(1_000_000_000),
+        ts_ns.rem_euclid(1_000_000_000) as i32,
+    )
+}
+
+fn ts_len(seconds: i64, nanos: i32) -> usize {
+    use prost::encoding::encoded_len_varint;
+    let mut n = 0;
+    if seconds != 0 {
+        n += 1 + encoded_len_varint(seconds as u64);
+    }
+    if nanos != 0 {
+        n += 1 + encoded_len_varint(nanos as u64);
+    }
+    n
+}
+
+fn entry_len(l: &LogLine) -> usize {
+    use prost::encoding::encoded_len_varint;
+    let (seconds, nanos) = split_ts(l.ts_ns);
+    let ts = ts_len(seconds, nanos);
+    let text = match l.text.len() {
+        0 => 0,
+        n => 1 + encoded_len_varint(n as u64) + n,
+    };
+    1 + encoded_len_varint(ts as u64) + ts + text
 }
 
 /// `{container="c", namespace="n", ..., stream="stdout"}`, values escaped like Go strings.
@@ -248,6 +347,7 @@ fn backoff(attempt: u32) -> Duration {
 mod tests {
     use super::*;
     use logstream_ingest::decode::{Limits, decode_loki_push};
+    use rand::SeedableRng;
 
     fn line(ts_ns: i64, stream: StreamKind, text: &str) -> LogLine {
         LogLine {
@@ -270,7 +370,7 @@ mod tests {
             line(1_700_000_000_123_456_790, StreamKind::Stderr, "oops"),
             line(1_700_000_000_123_456_791, StreamKind::Stdout, "b"),
         ];
-        let body = encode(&labels, &lines);
+        let body = Encoder::default().encode(&labels, &lines);
         let streams = decode_loki_push(
             Some("application/x-protobuf"),
             Some("snappy"),
@@ -309,6 +409,71 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// The hand-written encoding is byte for byte what prost makes of the same message, for
+    /// random lines (empty, long, multi-byte, either stream, timestamps around zero).
+    #[test]
+    fn hand_written_protobuf_equals_prosts_encoding() {
+        use logstream_ingest::decode::loki_proto::{
+            EntryAdapter, PushRequest, StreamAdapter, Timestamp,
+        };
+        use prost::Message;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut encoder = Encoder::default();
+        let labels = FileLabels(vec![("pod".into(), "p\\1".into())]);
+        for round in 0..200 {
+            let lines: Vec<LogLine> = (0..rng.random_range(0..40))
+                .map(|_| {
+                    let ts = match rng.random_range(0..4) {
+                        0 => 0,
+                        1 => -rng.random_range(1..5_000_000_000i64),
+                        2 => rng.random_range(0..1_000_000_000i64),
+                        _ => 1_700_000_000_000_000_000 + rng.random_range(0..i64::from(u32::MAX)),
+                    };
+                    let len = if rng.random_bool(0.05) {
+                        rng.random_range(200..70_000)
+                    } else {
+                        rng.random_range(0..30)
+                    };
+                    let text: String = (0..len)
+                        .map(|_| ['a', 'é', '日', ' ', '"'][rng.random_range(0..5)])
+                        .collect();
+                    let stream = if rng.random_bool(0.3) {
+                        StreamKind::Stderr
+                    } else {
+                        StreamKind::Stdout
+                    };
+                    line(ts, stream, &text)
+                })
+                .collect();
+            let mut streams = Vec::new();
+            for kind in [StreamKind::Stdout, StreamKind::Stderr] {
+                let entries: Vec<EntryAdapter> = lines
+                    .iter()
+                    .filter(|l| l.stream == kind)
+                    .map(|l| EntryAdapter {
+                        timestamp: Some(Timestamp {
+                            seconds: l.ts_ns.div_euclid(1_000_000_000),
+                            nanos: l.ts_ns.rem_euclid(1_000_000_000) as i32,
+                        }),
+                        line: l.text.as_bytes().to_vec(),
+                        structured_metadata: Vec::new(),
+                    })
+                    .collect();
+                if !entries.is_empty() {
+                    streams.push(StreamAdapter {
+                        labels: selector(&labels, kind),
+                        entries,
+                        hash: 0,
+                    });
+                }
+            }
+            let want = PushRequest { streams }.encode_to_vec();
+            let body = encoder.encode(&labels, &lines);
+            let got = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+            assert_eq!(got, want, "round {round}: {} lines", lines.len());
+        }
     }
 
     #[test]

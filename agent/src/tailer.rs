@@ -36,7 +36,15 @@ pub struct Inflight {
     pub end: u64,
     pub bytes: u64,
     pub lines: u64,
+    /// Size of the encoded body held until the acknowledgement (its lines' bytes until the
+    /// body is built).
+    pub held: usize,
 }
+
+/// What a decoded line costs beyond its text: the `LogLine` itself and the allocator's
+/// header and rounding of the text. Counted so the memory budget bounds the heap, not only
+/// the log bytes.
+pub const LINE_OVERHEAD: usize = std::mem::size_of::<LogLine>() + 16;
 
 /// Settings that shape requests.
 #[derive(Debug, Clone)]
@@ -152,7 +160,19 @@ impl Tailer {
 
     /// Bytes held in memory for this file (lines waiting or in flight, an incomplete line).
     pub fn memory(&self) -> usize {
-        self.pending_bytes + self.inflight.map_or(0, |i| i.bytes as usize) + self.buf.len()
+        self.pending_bytes + self.inflight.map_or(0, |i| i.held) + self.buf.len()
+    }
+
+    /// Memory held by decoded lines waiting for a request (text and per-line overhead).
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// The request in flight is encoded into `len` bytes, held until its acknowledgement.
+    pub fn body_built(&mut self, len: usize) {
+        if let Some(i) = &mut self.inflight {
+            i.held = len;
+        }
     }
 
     /// Bytes of the file not yet acknowledged.
@@ -268,7 +288,11 @@ impl Tailer {
     }
 
     fn recount(&mut self, now: Instant) {
-        self.pending_bytes = self.pending.iter().map(|l| l.text.len()).sum();
+        self.pending_bytes = self
+            .pending
+            .iter()
+            .map(|l| l.text.len() + LINE_OVERHEAD)
+            .sum();
         if self.pending.is_empty() {
             self.pending_since = None;
         } else if self.pending_since.is_none() {
@@ -330,6 +354,7 @@ impl Tailer {
             end,
             bytes: bytes as u64,
             lines: lines.len() as u64,
+            held: bytes,
         });
         Some(Cut { lines, end, bytes })
     }

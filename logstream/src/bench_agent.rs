@@ -139,7 +139,9 @@ fn write_files(
     let start_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) - 3_600_000_000_000;
     let mut bytes = 0u64;
     for f in 0..files {
-        let dir = pods.join(format!("bench_app-{f}_uid-{f}/app"));
+        // A UUID-shaped pod UID as the kubelet writes it: agents that read pod metadata from
+        // the path (the Collector's container parser does) depend on it.
+        let dir = pods.join(format!("bench_app-{f}_{f:08x}-0000-4000-8000-{f:012x}/app"));
         std::fs::create_dir_all(&dir)?;
         let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("0.log"))?);
         for i in (f..lines).step_by(files) {
