@@ -86,6 +86,9 @@ pub enum Decision {
     Unknown,
 }
 
+/// The stream label naming the LogPipeline that selected the pod.
+pub const PIPELINE_LABEL: &str = "logpipeline";
+
 /// The decision for `file` of `pod` (the cached pod of the file's namespace and name, if any).
 pub fn decide(file: &PodFile, pod: Option<&Pod>, pipelines: &[Pipeline], node: &str) -> Decision {
     let Some(pod) = pod else {
@@ -121,6 +124,8 @@ pub fn decide(file: &PodFile, pod: Option<&Pod>, pipelines: &[Pipeline], node: &
     labels.insert("pod".into(), file.pod.clone());
     labels.insert("container".into(), file.container.clone());
     labels.insert("node".into(), node.to_string());
+    // Tells the processors which pipeline's rules apply to the stream.
+    labels.insert(PIPELINE_LABEL.into(), pipeline.name.clone());
     labels.remove("stream");
     Decision::Ship {
         tenant: file.namespace.clone(),
@@ -239,6 +244,7 @@ mod tests {
                 labels: vec![
                     ("app".into(), "api".into()),
                     ("container".into(), "app".into()),
+                    ("logpipeline".into(), "all-api".into()),
                     ("namespace".into(), "shop".into()),
                     ("node".into(), "node-a".into()),
                     ("pod".into(), "api-1".into()),

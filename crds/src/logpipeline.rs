@@ -64,14 +64,58 @@ pub struct LogPipelineSpec {
     /// Required; `{}` selects every pod in the namespace. Pods of other namespaces are never
     /// selected.
     pub selector: LabelSelector,
+    /// Which streams pushed straight to the ingest API (not by the node agent) this pipeline
+    /// processes: a LogQL stream selector such as `{app="web", env=~"prod|staging"}` over the
+    /// stream's labels. Streams the agent ships for a pod this pipeline selects carry a
+    /// `logpipeline` label naming it and need no `match`. Unset: every stream of the
+    /// namespace's tenant. When several pipelines of a tenant could process a stream, the
+    /// first by name does.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 4096))]
+    pub match_streams: Option<String>,
     /// Parsers applied to each line in this order (up to 32). Each adds the fields it extracts
-    /// to the line's structured metadata, which LogQL can filter on; a later parser's field
-    /// replaces an earlier one of the same name. A line a parser cannot read passes to the
-    /// next one unchanged. Each entry sets exactly one of `json`, `logfmt` or `regex`.
-    /// Default: none, lines are stored as they are.
+    /// to the event's attributes, which LogQL label filters (`| status >= 500`) and `by (...)`
+    /// read; a later parser's field replaces an earlier one of the same name. A line a parser
+    /// cannot read passes to the next one unchanged; a line no parser could read is stored as
+    /// it is with the attribute `__error__` (and `__error_details__` saying why). Each entry
+    /// sets exactly one of `json`, `logfmt`, `regex` or `pattern`. Default: none, lines are
+    /// stored as they are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub parsers: Vec<Parser>,
+    /// Take the event's time from a parsed field. A value that does not fit the format keeps
+    /// the time the event arrived with (the stored column `time_parsed` says which was used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<TimestampRule>,
+    /// Where the event's severity comes from, normalised to trace, debug, info, warn, error
+    /// or fatal (LogQL: `detected_level`). Unset: the first of the parsed fields `level`,
+    /// `severity`, `lvl`, `loglevel`, `log_level` that is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LevelRule>,
+    /// Parsed fields copied into stream labels (up to 8), each with a bound on its distinct
+    /// values so a tenant cannot create unbounded streams.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub field_labels: Vec<FieldLabel>,
+    /// Parsed fields not stored (up to 64 names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub drop_fields: Vec<String>,
+    /// Replacements applied to the line before it is parsed or stored (up to 16), in order:
+    /// secrets and personal data never reach storage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub redact: Vec<Redaction>,
+    /// Events dropped, or sampled, before they are stored (up to 32 rules; the first rule
+    /// whose conditions all hold decides).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub drop: Vec<DropRule>,
+    /// Events stored under another retention class (up to 16 rules; the first rule whose
+    /// conditions all hold decides; other events keep `retention`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub routes: Vec<RouteRule>,
     /// Labels added to every line's stream, besides `namespace`, `pod` and `container` (up to
     /// 32). Names are Prometheus-style: a letter or `_`, then letters, digits or `_`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -130,7 +174,15 @@ impl LogPipelineSpec {
                 namespace: None,
             },
             selector: LabelSelector::default(),
+            match_streams: None,
             parsers: Vec::new(),
+            timestamp: None,
+            level: None,
+            field_labels: Vec::new(),
+            drop_fields: Vec::new(),
+            redact: Vec::new(),
+            drop: Vec::new(),
+            routes: Vec::new(),
             labels: BTreeMap::new(),
             retention: None,
             multiline: None,
@@ -156,23 +208,32 @@ pub struct LogStreamRef {
 #[serde(rename_all = "camelCase")]
 // The schema's oneOf already allows one member only, but its message names no field.
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "(has(self.json) ? 1 : 0) + (has(self.logfmt) ? 1 : 0) + (has(self.regex) ? 1 : 0) == 1",
-    "message": "each spec.parsers[] entry must set exactly one of json, logfmt or regex",
+    "rule": "(has(self.json) ? 1 : 0) + (has(self.logfmt) ? 1 : 0) + (has(self.regex) ? 1 : 0) + (has(self.pattern) ? 1 : 0) == 1",
+    "message": "each spec.parsers[] entry must set exactly one of json, logfmt, regex or pattern",
 }]))]
 pub enum Parser {
-    /// Read the line as a JSON object: each top-level field becomes a field of the line
-    /// (nested objects as JSON text). Written `json: {}`.
+    /// Read the line as a JSON object: each field becomes a field of the event, nested
+    /// objects flattened (`{"http":{"status":200}}` gives `http_status`). Written `json: {}`.
     Json(JsonParser),
     /// Read the line as logfmt (`level=info msg="GET /" status=200`): each key becomes a
     /// field. Written `logfmt: {}`.
     Logfmt(LogfmtParser),
     /// Match the line against a regular expression: each named capture group becomes a field.
     Regex(RegexParser),
+    /// Match the line against a pattern of literal text and `<field>` captures, e.g.
+    /// `<ts> <level> [<component>] <_>`: faster than a regex for the common case.
+    Pattern(PatternParser),
 }
 
-/// Options of the JSON parser (none yet).
+/// Options of the JSON parser.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct JsonParser {}
+#[serde(rename_all = "camelCase")]
+pub struct JsonParser {
+    /// Joins the keys of nested objects. Default `_`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 8))]
+    pub separator: Option<String>,
+}
 
 /// Options of the logfmt parser (none yet).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -195,6 +256,145 @@ pub struct RegexParser {
         )
     )]
     pub pattern: String,
+}
+
+/// The pattern parser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatternParser {
+    /// Literal text and captures: `<name>` takes the text up to the next literal (the last
+    /// one to the end of the line), `<_>` skips it. Two captures need a literal between them.
+    /// Example: `<ip> - - [<ts>] "<method> <path> <_>" <status> <size>`.
+    #[schemars(length(min = 3, max = 4096))]
+    pub pattern: String,
+}
+
+/// Which field holds the event's time, and how it is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimestampRule {
+    /// The parsed field, e.g. `ts`.
+    #[schemars(length(min = 1, max = 256))]
+    pub field: String,
+    /// `rfc3339`, `unix` (seconds, with a fraction or not), `unix_ms`, `unix_us`, `unix_ns`, or
+    /// a strftime pattern such as `%d/%b/%Y:%H:%M:%S %z` (Apache) or `%b %e %H:%M:%S`
+    /// (syslog: without a year, the year that puts the time closest to its arrival). A
+    /// pattern without a zone is UTC.
+    #[schemars(length(min = 1, max = 128))]
+    pub format: String,
+}
+
+/// Where the severity comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LevelRule {
+    /// The parsed field, e.g. `severity`.
+    #[schemars(length(min = 1, max = 256))]
+    pub field: String,
+    /// How a number reads: `syslog` (0 emergency .. 7 debug, the default) or `otel`
+    /// (OpenTelemetry SeverityNumber, 1 trace .. 24 fatal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numeric: Option<NumericLevels>,
+}
+
+/// How numeric severities read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum NumericLevels {
+    Syslog,
+    Otel,
+}
+
+/// A parsed field copied into a stream label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldLabel {
+    /// The parsed field.
+    #[schemars(length(min = 1, max = 256))]
+    pub field: String,
+    /// The label's name. Default: the field's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = (
+        "self.matches('^[a-zA-Z_][a-zA-Z0-9_]*$')",
+        "spec.fieldLabels[].label must start with a letter or _ and hold only letters, digits and _"
+    ))]
+    pub label: Option<String>,
+    /// Distinct values each processor admits for this label (default 20, at most 1000);
+    /// later new values are stored as `__overflow__` and counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_values: Option<u32>,
+}
+
+impl FieldLabel {
+    pub const DEFAULT_MAX_VALUES: u32 = 20;
+}
+
+/// A replacement applied to lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Redaction {
+    /// Regular expression (Rust `regex` syntax) of what to hide, e.g. `(?i)bearer [a-z0-9._-]+`.
+    #[schemars(length(min = 1, max = 4096))]
+    pub pattern: String,
+    /// What replaces each match (`$1`, `${name}` refer to groups). Default `<redacted>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub replacement: Option<String>,
+}
+
+/// Drops (or samples) the events its conditions select. The conditions set must all hold;
+/// none set selects every event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DropRule {
+    /// LogQL stream selector over the stream's labels, e.g. `{container="sidecar"}`.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 4096))]
+    pub match_streams: Option<String>,
+    /// Regular expression found somewhere in the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub line_matches: Option<String>,
+    /// Parsed fields, each with a regular expression its value must match in full (a
+    /// missing field reads as ""), e.g. `{level: "debug|trace"}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub fields: BTreeMap<String, String>,
+    /// Fraction of the selected events kept, from 0 (drop all, the default) to 1. Which
+    /// events are kept depends only on the event (its time and line), so a replay decides
+    /// the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub keep_ratio: Option<f64>,
+}
+
+/// Stores the events its conditions select under a retention class of their own. The
+/// conditions set must all hold; none set selects every event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRule {
+    /// LogQL stream selector over the stream's labels.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 4096))]
+    pub match_streams: Option<String>,
+    /// Regular expression found somewhere in the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub line_matches: Option<String>,
+    /// Parsed fields, each with a regular expression its value must match in full.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub fields: BTreeMap<String, String>,
+    /// The retention class: lower-case letters, digits and `-`, e.g. `audit`.
+    #[x_kube(validation = (
+        "self.matches('^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$')",
+        "spec.routes[].class must be 1-32 lower-case letters, digits or -, not starting or ending with -"
+    ))]
+    pub class: String,
+    /// Days the class's events are kept; at most the LogStream's `spec.retention.maximumDays`.
+    #[schemars(range(min = 1, max = 36500))]
+    pub days: i32,
 }
 
 impl Parser {
@@ -262,7 +462,7 @@ spec:
         assert_eq!(
             parsers,
             [
-                Parser::Json(JsonParser {}),
+                Parser::Json(JsonParser::default()),
                 Parser::Logfmt(LogfmtParser {}),
                 Parser::regex("^(?P<level>[A-Z]+) (?P<msg>.*)$"),
             ]
@@ -275,7 +475,7 @@ spec:
         spec.log_stream_ref.namespace = Some("logstream-system".into());
         spec.selector.match_labels = Some([("app".into(), "checkout".into())].into());
         spec.parsers = vec![
-            Parser::Json(JsonParser {}),
+            Parser::Json(JsonParser::default()),
             Parser::regex("(?<code>[0-9]+)"),
         ];
         spec.labels = [("team".into(), "payments".into())].into();
@@ -301,7 +501,7 @@ spec:
         for expected in [
             "spec.parsers[].regex.pattern must not be empty",
             "spec.parsers[].regex.pattern must have a named capture group, e.g. (?P<level>[A-Z]+)",
-            "each spec.parsers[] entry must set exactly one of json, logfmt or regex",
+            "each spec.parsers[] entry must set exactly one of json, logfmt, regex or pattern",
             "spec.labels names must start with a letter or _ and hold only letters, digits and _",
         ] {
             assert!(

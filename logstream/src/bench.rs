@@ -60,10 +60,20 @@ pub struct BenchArgs {
     /// (bench/otelcol/run.sh) on the same files.
     #[arg(long)]
     pub otelcol: Option<PathBuf>,
+    /// Benchmark the processor's LogPipelines instead: rows per CPU second with no pipeline,
+    /// regex, pattern, json and a mixed pipeline, on the Apache sample.
+    #[arg(long)]
+    pub pipelines: bool,
+    /// Events per case of the pipelines benchmark.
+    #[arg(long, default_value_t = 500_000)]
+    pub pipeline_events: usize,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let samples = args.samples.exists().then(|| args.samples.clone());
+    if args.pipelines {
+        return crate::bench_pipelines::run(samples.as_deref(), args.pipeline_events);
+    }
     if args.agent {
         return crate::bench_agent::run(
             args.agent_lines,

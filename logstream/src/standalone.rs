@@ -50,6 +50,11 @@ pub struct StandaloneConfig {
     /// Delete stored events older than this many days (kept forever when unset).
     #[arg(long, env = "LOGSTREAM_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
+    /// LogPipeline resources (YAML, `---` between documents) the processor applies to each
+    /// tenant's events: the tenant is the namespace, the server's default tenant when none.
+    /// Read again every 2 s; a change applies from the next events read.
+    #[arg(long, env = "LOGSTREAM_PIPELINES")]
+    pub pipelines: Option<PathBuf>,
 }
 
 impl StandaloneConfig {
@@ -65,6 +70,7 @@ impl StandaloneConfig {
             max_body_bytes: 16 * 1024 * 1024,
             default_tenant: "default".into(),
             retention_days: None,
+            pipelines: None,
         }
     }
 }
@@ -94,7 +100,27 @@ impl Standalone {
         wal_cfg.max_retained_bytes = cfg.wal_max_retained_bytes;
         wal_cfg.start_offset = manifest.next_offset;
         let wal = Wal::open(wal_cfg, WalMetrics::register(&mut registry)).context("open WAL")?;
+        let shutdown = CancellationToken::new();
+        let processor_metrics = ProcessorMetrics::register(&mut registry);
+        let pipelines = match &cfg.pipelines {
+            None => logstream_processor::pipeline::no_plans(),
+            Some(path) => {
+                crate::pipelines::check_exists(path)?;
+                let m = processor_metrics.clone();
+                crate::pipelines::start(
+                    crate::pipelines::PipelineFile::Yaml {
+                        path: path.clone(),
+                        default_tenant: cfg.default_tenant.clone(),
+                    },
+                    &mut registry,
+                    move |plans| m.set_generations(plans),
+                    shutdown.clone(),
+                )
+                .context("load --pipelines")?
+            }
+        };
         let proc_cfg = ProcessorConfig {
+            pipelines,
             flush_interval: Duration::from_millis(cfg.flush_interval_ms),
             flush_line_bytes: cfg.flush_line_bytes,
             retention: logstream_store::RetentionPolicy {
@@ -103,14 +129,9 @@ impl Standalone {
             },
             ..ProcessorConfig::default()
         };
-        let processor = Processor::start(
-            wal.clone(),
-            store.clone(),
-            proc_cfg,
-            ProcessorMetrics::register(&mut registry),
-        )
-        .await
-        .context("start processor")?;
+        let processor = Processor::start(wal.clone(), store.clone(), proc_cfg, processor_metrics)
+            .await
+            .context("start processor")?;
         let ingest = Arc::new(IngestState {
             bus: Arc::new(wal),
             config: IngestConfig {
@@ -136,7 +157,6 @@ impl Standalone {
             .await
             .with_context(|| format!("listen on {}", cfg.listen))?;
         let addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
         if let Some(days) = cfg.retention_days {
             let policy = logstream_store::RetentionPolicy {
                 default_days: Some(days),

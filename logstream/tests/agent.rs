@@ -839,7 +839,7 @@ spec = {{ logStreamRef = {{ name = "main" }}, selector = {{}} }}
     assert_eq!(
         first[0].0,
         serde_json::json!({"namespace": n, "pod": "api-1", "container": "app", "stream": "stdout",
-            "node": "kwok-node-0", "app": "api", "team": "checkout"})
+            "node": "kwok-node-0", "app": "api", "team": "checkout", "logpipeline": "web"})
     );
     // Not under the default tenant.
     let default = common::all_lines(&server.url, r#"{pod="api-1"}"#, start, end).await;

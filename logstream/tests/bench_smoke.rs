@@ -64,3 +64,27 @@ fn a_short_agent_benchmark_runs_and_counts_every_line_back() {
         assert!(stdout.contains(figure), "missing {figure:?} in:\n{stdout}");
     }
 }
+
+#[test]
+fn a_short_pipelines_benchmark_runs_every_case_over_every_event() {
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
+    let out = Command::new(env!("CARGO_BIN_EXE_logstream"))
+        .args(["bench", "--pipelines", "--pipeline-events", "20000"])
+        .args(["--samples", samples])
+        .output()
+        .expect("run logstream bench --pipelines");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    // Every case made a row per event (the mixed case drops 90% of the image requests).
+    for row in [
+        "| text | no pipeline | 20000 |",
+        "| text | regex (combined log, 8 fields) | 20000 |",
+        "| text | pattern (same fields) | 20000 |",
+        "| json | no pipeline | 20000 |",
+        "| json | json (9 fields, one nested object) | 20000 |",
+        "| text | mixed: redact, pattern, time, drop, route, field label |",
+    ] {
+        assert!(stdout.contains(row), "missing {row:?} in:\n{stdout}");
+    }
+}

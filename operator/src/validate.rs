@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use logstream_crds::conditions::reasons;
 use logstream_crds::logpipeline::{LogPipelineSpec, Parser};
 use logstream_crds::logstream::LogStreamSpec;
+use logstream_processor::pipeline::plan::PipelineSource;
 
 /// Why a spec cannot be used: a condition reason and a message for the person who wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,28 @@ pub fn pipeline(spec: &LogPipelineSpec, log_stream: &LogStreamSpec) -> Result<()
         })?;
     }
     selector(&spec.selector, "spec.selector").map_err(Invalid::spec)?;
+    // Everything else the processors will compile, compiled the same way here, so a
+    // pipeline the operator accepts is one they can run.
+    logstream_processor::pipeline::plan::Pipeline::compile(&PipelineSource {
+        namespace: String::new(),
+        name: String::new(),
+        generation: 0,
+        spec: spec.clone(),
+    })
+    .map_err(|e| Invalid::spec(format!("{}: {}", e.field, one_line(&e.message))))?;
+    for (i, route) in spec.routes.iter().enumerate() {
+        let maximum = log_stream.retention.maximum_days;
+        if route.days > maximum {
+            return Err(Invalid {
+                reason: reasons::RETENTION_ABOVE_MAXIMUM,
+                message: format!(
+                    "spec.routes[{i}].days is {} but the LogStream keeps logs at most {maximum} \
+                     days (its spec.retention.maximumDays): lower it, or ask the LogStream's admin",
+                    route.days
+                ),
+            });
+        }
+    }
     if let Some(retention) = &spec.retention {
         let maximum = log_stream.retention.maximum_days;
         if retention.days > maximum {
@@ -235,6 +258,49 @@ mod tests {
             err.message
         );
         spec.retention = Some(PipelineRetention { days: 30 });
+        assert_eq!(pipeline(&spec, &log_stream()), Ok(()));
+    }
+
+    #[test]
+    fn the_processors_compiler_names_what_it_refuses_and_route_days_are_bounded() {
+        use logstream_crds::logpipeline::{RouteRule, TimestampRule};
+        let mut spec = LogPipelineSpec::new("main");
+        spec.timestamp = Some(TimestampRule {
+            field: "ts".into(),
+            format: "%Q nonsense".into(),
+        });
+        let err = pipeline(&spec, &log_stream()).unwrap_err();
+        assert_eq!(err.reason, reasons::INVALID_SPEC);
+        assert!(
+            err.message.starts_with("spec.timestamp.format: "),
+            "{}",
+            err.message
+        );
+        let mut spec = LogPipelineSpec::new("main");
+        spec.match_streams = Some("{app=}".into());
+        let err = pipeline(&spec, &log_stream()).unwrap_err();
+        assert!(
+            err.message.starts_with("spec.match: not a stream selector"),
+            "{}",
+            err.message
+        );
+        let mut spec = LogPipelineSpec::new("main");
+        spec.routes = vec![RouteRule {
+            match_streams: None,
+            line_matches: Some("audit".into()),
+            fields: Default::default(),
+            class: "audit".into(),
+            days: 31,
+        }];
+        let err = pipeline(&spec, &log_stream()).unwrap_err();
+        assert_eq!(err.reason, reasons::RETENTION_ABOVE_MAXIMUM);
+        assert!(
+            err.message
+                .starts_with("spec.routes[0].days is 31 but the LogStream keeps logs at most 30"),
+            "{}",
+            err.message
+        );
+        spec.routes[0].days = 30;
         assert_eq!(pipeline(&spec, &log_stream()), Ok(()));
     }
 

@@ -95,17 +95,24 @@ fn encode_all(
     source: &str,
     class: &str,
 ) -> Result<Vec<Encoded>> {
-    // Tenants in sorted order so the work (and any error) is the same on every replay.
-    let mut by_tenant: BTreeMap<&str, (Vec<RecordBatch>, HashMap<u64, &Labels>)> = BTreeMap::new();
+    // Tenants and classes in sorted order so the work (and any error) is the same on every
+    // replay. Events no route selected go to the processor's class.
+    type Rows<'c> = (Vec<RecordBatch>, HashMap<u64, &'c Labels>);
+    let mut by_key: BTreeMap<(&str, &str), Rows<'_>> = BTreeMap::new();
     for chunk in chunks {
-        for (tenant, rows) in &chunk.tenants {
-            let e = by_tenant.entry(tenant.as_str()).or_default();
+        for (key, rows) in &chunk.tenants {
+            let routed = if key.class == crate::pipeline::plan::DEFAULT_CLASS {
+                class
+            } else {
+                key.class.as_str()
+            };
+            let e = by_key.entry((key.tenant.as_str(), routed)).or_default();
             e.0.push(rows.batch.clone());
             e.1.extend(rows.streams.iter().map(|(id, l)| (*id, l)));
         }
     }
     let mut out = Vec::new();
-    for (tenant, (batches, streams)) in by_tenant {
+    for ((tenant, class), (batches, streams)) in by_key {
         let sorted = parquet::sort_rows(&batches)?;
         for (hour, rows) in split_by_hour(&sorted)? {
             out.push(encode_one(

@@ -2,17 +2,37 @@
 //! queries scan them like a file and a flush sorts and encodes them without conversion.
 
 use crate::error::Result;
+use crate::pipeline::plan::{Budget, Counts, Plans, level_str};
 use arrow::array::AsArray;
 use arrow::array::RecordBatch;
 use logstream_bus::codec::decode;
 use logstream_bus::{Labels, Record};
 use logstream_store::Manifest;
-use logstream_store::schema::RowsBuilder;
+use logstream_store::schema::{Processed, RowsBuilder};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// One tenant's rows from one read of the bus.
+/// Whose rows, stored under which retention class.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowsKey {
+    pub tenant: String,
+    pub class: String,
+}
+
+impl RowsKey {
+    pub fn new(tenant: &str, class: &str) -> Self {
+        Self {
+            tenant: tenant.into(),
+            class: class.into(),
+        }
+    }
+}
+
+/// Per tenant and pipeline (`<name>@<generation>`): what the pipeline did in one chunk.
+pub type PipelineCounts = HashMap<(String, String), (Counts, std::time::Duration)>;
+
+/// One tenant's rows of one retention class from one read of the bus.
 #[derive(Debug)]
 pub struct TenantRows {
     pub batch: RecordBatch,
@@ -79,27 +99,37 @@ pub type Marks = HashMap<String, (u64, u32)>;
 pub struct HotChunk {
     pub first_offset: u64,
     pub last_offset: u64,
-    pub tenants: HashMap<String, TenantRows>,
+    pub tenants: HashMap<RowsKey, TenantRows>,
     pub read_at: Instant,
     /// The senders' marks this chunk moved, in offset order: a commit of the chunk records
     /// them in the manifest.
     pub marks: Vec<(String, (u64, u32))>,
     /// Records left out as replays of requests already in the partition.
     pub replays: u64,
+    /// What the tenants' pipelines did.
+    pub pipelines: PipelineCounts,
 }
 
 impl HotChunk {
     /// Decodes bus records into rows, leaving out replays: a record whose origin is at or
     /// below its sender's mark in `marks`, which it then moves. Records must be in offset
     /// order, and `marks` must be the marks as of the first record, so that a redo of the
-    /// same records decides the same way.
-    pub fn from_records(records: &[Record], marks: &mut Marks) -> Result<Option<Self>> {
+    /// same records decides the same way. Each tenant's pipelines in `plans` process its
+    /// events (the whole chunk with this one version of them).
+    pub fn from_records(
+        records: &[Record],
+        marks: &mut Marks,
+        plans: &Plans,
+    ) -> Result<Option<Self>> {
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
             return Ok(None);
         };
-        let mut builders: HashMap<String, Builder> = HashMap::new();
+        let mut builders: HashMap<RowsKey, Builder> = HashMap::new();
+        let mut budgets: HashMap<String, Budget> = HashMap::new();
+        let mut counts = PipelineCounts::new();
         let mut moved = Vec::new();
         let mut replays = 0;
+        let mut touched: Vec<RowsKey> = Vec::new();
         for record in records {
             let batch = decode(&record.payload)?;
             if let Some(origin) = &batch.origin {
@@ -114,18 +144,50 @@ impl HotChunk {
                 marks.insert(origin.source.clone(), new);
                 moved.push((origin.source.clone(), new));
             }
-            let b = builders.entry(batch.tenant).or_default();
+            touched.clear();
+            let plan = plans.tenant(&batch.tenant);
             for stream in &batch.streams {
-                b.add(stream);
+                match plan.and_then(|p| p.for_stream(&stream.labels)) {
+                    None => {
+                        let key = RowsKey::new(&batch.tenant, crate::pipeline::plan::DEFAULT_CLASS);
+                        builders.entry(key.clone()).or_default().add(stream);
+                        touched.push(key);
+                    }
+                    Some(sp) => {
+                        let started = Instant::now();
+                        let budget = budgets
+                            .entry(batch.tenant.clone())
+                            .or_insert_with(|| Budget::new(Budget::DEFAULT));
+                        let (c, d) = counts
+                            .entry((batch.tenant.clone(), sp.pipeline.tag.clone()))
+                            .or_default();
+                        process_stream(
+                            &batch.tenant,
+                            stream,
+                            &sp,
+                            budget,
+                            c,
+                            &mut builders,
+                            &mut touched,
+                        );
+                        *d += started.elapsed();
+                    }
+                }
             }
-            if b.rows.len() > b.record_rows.last().map_or(0, |(_, end)| *end) {
-                b.record_rows.push((record.offset, b.rows.len()));
+            touched.sort();
+            touched.dedup();
+            for key in &touched {
+                if let Some(b) = builders.get_mut(key)
+                    && b.rows.len() > b.record_rows.last().map_or(0, |(_, end)| *end)
+                {
+                    b.record_rows.push((record.offset, b.rows.len()));
+                }
             }
         }
         let mut tenants = HashMap::with_capacity(builders.len());
-        for (tenant, b) in builders {
+        for (key, b) in builders {
             if let Some(rows) = b.finish()? {
-                tenants.insert(tenant, rows);
+                tenants.insert(key, rows);
             }
         }
         Ok(Some(Self {
@@ -135,6 +197,7 @@ impl HotChunk {
             read_at: Instant::now(),
             marks: moved,
             replays,
+            pipelines: counts,
         }))
     }
 
@@ -144,7 +207,7 @@ impl HotChunk {
         if self.last_offset < offset {
             return None;
         }
-        let tenants: HashMap<String, TenantRows> = self
+        let tenants: HashMap<RowsKey, TenantRows> = self
             .tenants
             .iter()
             .filter_map(|(t, rows)| rows.since_offset(offset).map(|r| (t.clone(), r)))
@@ -157,6 +220,7 @@ impl HotChunk {
             // Only a flush reads them, and a flush takes whole chunks.
             marks: self.marks.clone(),
             replays: self.replays,
+            pipelines: self.pipelines.clone(),
         })
     }
 
@@ -197,6 +261,39 @@ impl Builder {
         self.rows.append_stream(id, &canonical, stream);
     }
 
+    /// Appends one processed row of the stream `labels`.
+    fn add_processed(
+        &mut self,
+        id: u64,
+        canonical: &str,
+        labels: &Labels,
+        metadata: &[(String, String)],
+        p: &crate::pipeline::plan::Processed<'_>,
+        tag: &str,
+    ) {
+        self.streams.entry(id).or_insert_with(|| labels.clone());
+        if self.rows.is_empty() {
+            self.min_ts_ns = i64::MAX;
+            self.max_ts_ns = i64::MIN;
+        }
+        self.line_bytes += p.line.len() as u64;
+        self.min_ts_ns = self.min_ts_ns.min(p.ts_ns);
+        self.max_ts_ns = self.max_ts_ns.max(p.ts_ns);
+        self.rows.append_entry(
+            id,
+            canonical,
+            p.ts_ns,
+            &p.line,
+            metadata,
+            Processed {
+                attributes: Some(&p.attributes),
+                level: level_str(p.level),
+                pipeline: Some(tag),
+                time_parsed: p.time_parsed,
+            },
+        );
+    }
+
     fn finish(self) -> Result<Option<TenantRows>> {
         if self.rows.is_empty() {
             return Ok(None);
@@ -212,6 +309,85 @@ impl Builder {
     }
 }
 
+/// Runs a stream's events through its pipeline into the builders of their classes.
+fn process_stream(
+    tenant: &str,
+    stream: &logstream_bus::Stream,
+    sp: &crate::pipeline::plan::StreamPlan<'_>,
+    budget: &mut Budget,
+    counts: &mut Counts,
+    builders: &mut HashMap<RowsKey, Builder>,
+    touched: &mut Vec<RowsKey>,
+) {
+    let pipeline = sp.pipeline;
+    // The stream's labels with the pipeline's static labels it lacks (streams the agent
+    // ships have them already).
+    let mut base: Vec<(String, String)> = stream
+        .labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in pipeline.static_labels() {
+        if stream.labels.get(k).is_none() {
+            base.push((k.clone(), v.clone()));
+        }
+    }
+    let base_labels = if base.len() == stream.labels.len() {
+        stream.labels.clone()
+    } else {
+        Labels::new(base.clone()).unwrap_or_else(|_| stream.labels.clone())
+    };
+    let base_id = base_labels.fingerprint();
+    let base_canonical = base_labels.to_string();
+    // Label sets made by field labels, by their values.
+    let mut split: HashMap<Vec<(String, String)>, (u64, String, Labels)> = HashMap::new();
+    let mut class_key: Option<(String, RowsKey)> = None;
+    for e in &stream.entries {
+        let Some(p) = sp.process(&e.line, e.ts_ns, budget, counts) else {
+            continue;
+        };
+        let key = match &class_key {
+            Some((class, key)) if class == p.class => key.clone(),
+            _ => {
+                let key = RowsKey::new(tenant, p.class);
+                class_key = Some((p.class.to_string(), key.clone()));
+                key
+            }
+        };
+        let b = builders.entry(key.clone()).or_default();
+        if touched.last() != Some(&key) {
+            touched.push(key);
+        }
+        if p.labels.is_empty() {
+            b.add_processed(
+                base_id,
+                &base_canonical,
+                &base_labels,
+                &e.metadata,
+                &p,
+                &pipeline.tag,
+            );
+            continue;
+        }
+        let extra: Vec<(String, String)> = p
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let (id, canonical, labels) = split.entry(extra).or_insert_with_key(|extra| {
+            let mut pairs: Vec<(String, String)> = base_labels
+                .iter()
+                .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            pairs.extend(extra.iter().cloned());
+            let labels = Labels::new(pairs).unwrap_or_else(|_| base_labels.clone());
+            (labels.fingerprint(), labels.to_string(), labels)
+        });
+        b.add_processed(*id, canonical, labels, &e.metadata, &p, &pipeline.tag);
+    }
+}
+
 /// What a query sees at one instant: the committed files and the chunks read since, with no
 /// overlap between the two (a flush swaps both in one step).
 #[derive(Debug, Clone)]
@@ -223,7 +399,12 @@ pub struct Snapshot {
 impl Snapshot {
     /// Hot rows of one tenant.
     pub fn hot_rows<'a>(&'a self, tenant: &'a str) -> impl Iterator<Item = &'a TenantRows> + 'a {
-        self.hot.iter().filter_map(move |c| c.tenants.get(tenant))
+        self.hot.iter().flat_map(move |c| {
+            c.tenants
+                .iter()
+                .filter(move |(k, _)| k.tenant == tenant)
+                .map(|(_, rows)| rows)
+        })
     }
 }
 
@@ -283,11 +464,11 @@ mod tests {
             record(7, "t", &["plain"]),        // no origin: always kept
             from(8, &["a2"], "n/a", 20, 0),
         ];
-        let chunk = HotChunk::from_records(&records, &mut marks)
+        let chunk = HotChunk::from_records(&records, &mut marks, &Plans::default())
             .unwrap()
             .unwrap();
         assert_eq!(
-            lines(&chunk.tenants["t"]),
+            lines(&chunk.tenants[&key("t")]),
             ["a1", "a1-part2", "b1", "plain", "a2"]
         );
         assert_eq!(chunk.replays, 3);
@@ -306,6 +487,10 @@ mod tests {
         assert_eq!(marks["n/a"], (20, 0));
         assert_eq!(marks["n/b"], (7, 0));
         assert_eq!(marks["n/old"], (50, 0));
+    }
+
+    fn key(tenant: &str) -> RowsKey {
+        RowsKey::new(tenant, "default")
     }
 
     fn lines(rows: &TenantRows) -> Vec<String> {
@@ -328,27 +513,30 @@ mod tests {
             record(14, "t", &["b1", "b2", "b3"]),
             record(16, "t", &["c1"]),
         ];
-        let chunk = HotChunk::from_records(&records, &mut Marks::new())
+        let chunk = HotChunk::from_records(&records, &mut Marks::new(), &Plans::default())
             .unwrap()
             .unwrap();
         assert_eq!((chunk.first_offset, chunk.last_offset), (10, 16));
-        assert_eq!(chunk.tenants["t"].batch.num_rows(), 6);
+        assert_eq!(chunk.tenants[&key("t")].batch.num_rows(), 6);
 
         let cut = chunk.since_offset(13).unwrap();
         assert_eq!(cut.first_offset, 13);
-        assert_eq!(lines(&cut.tenants["t"]), ["b1", "b2", "b3", "c1"]);
-        assert_eq!(cut.tenants["t"].line_bytes, 8);
-        assert!(!cut.tenants.contains_key("u"), "tenant u ended before 13");
+        assert_eq!(lines(&cut.tenants[&key("t")]), ["b1", "b2", "b3", "c1"]);
+        assert_eq!(cut.tenants[&key("t")].line_bytes, 8);
+        assert!(
+            !cut.tenants.contains_key(&key("u")),
+            "tenant u ended before 13"
+        );
 
         let cut = chunk.since_offset(16).unwrap();
-        assert_eq!(lines(&cut.tenants["t"]), ["c1"]);
+        assert_eq!(lines(&cut.tenants[&key("t")]), ["c1"]);
         // Cutting again composes.
         let again = chunk.since_offset(13).unwrap().since_offset(16).unwrap();
-        assert_eq!(lines(&again.tenants["t"]), ["c1"]);
+        assert_eq!(lines(&again.tenants[&key("t")]), ["c1"]);
 
         assert!(chunk.since_offset(17).is_none());
         let all = chunk.since_offset(0).unwrap();
-        assert_eq!(all.tenants["t"].batch.num_rows(), 6);
-        assert_eq!(all.tenants["u"].batch.num_rows(), 1);
+        assert_eq!(all.tenants[&key("t")].batch.num_rows(), 6);
+        assert_eq!(all.tenants[&key("u")].batch.num_rows(), 1);
     }
 }

@@ -11,6 +11,7 @@ mod flush;
 mod group;
 pub mod hot;
 pub mod metrics;
+pub mod pipeline;
 mod standalone;
 mod tail;
 mod worker;

@@ -25,6 +25,62 @@ pub struct ProcessorMetrics {
     /// Bus partitions this process works on now.
     pub partitions: Gauge,
     pub rebalances: Counter,
+    /// Per tenant and LogPipeline: events it processed, parsed, failed to parse, dropped,
+    /// redacted, left unparsed past the tenant's time budget, and field-label values past
+    /// their bound; the time it took; the generation in force.
+    pub pipeline_events: Family<PipelineLabels, Counter>,
+    pub pipeline_parsed: Family<PipelineLabels, Counter>,
+    pub pipeline_failed: Family<PipelineLabels, Counter>,
+    pub pipeline_dropped: Family<PipelineLabels, Counter>,
+    pub pipeline_redacted: Family<PipelineLabels, Counter>,
+    pub pipeline_over_budget: Family<PipelineLabels, Counter>,
+    pub pipeline_label_overflow: Family<PipelineLabels, Counter>,
+    pub pipeline_seconds: Family<PipelineLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    pub pipeline_generation: Family<PipelineLabels, Gauge>,
+}
+
+/// A tenant's LogPipeline.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PipelineLabels {
+    pub tenant: String,
+    pub pipeline: String,
+}
+
+impl ProcessorMetrics {
+    /// Adds what the pipelines did in one chunk.
+    pub fn count_pipelines(&self, counts: &crate::hot::PipelineCounts) {
+        for ((tenant, tag), (c, took)) in counts {
+            let name = tag.rsplit_once('@').map_or(tag.as_str(), |(n, _)| n);
+            let l = PipelineLabels {
+                tenant: tenant.clone(),
+                pipeline: name.to_string(),
+            };
+            self.pipeline_events.get_or_create(&l).inc_by(c.matched);
+            self.pipeline_parsed.get_or_create(&l).inc_by(c.parsed);
+            self.pipeline_failed.get_or_create(&l).inc_by(c.failed);
+            self.pipeline_dropped.get_or_create(&l).inc_by(c.dropped);
+            self.pipeline_redacted.get_or_create(&l).inc_by(c.redacted);
+            self.pipeline_over_budget
+                .get_or_create(&l)
+                .inc_by(c.over_budget);
+            self.pipeline_label_overflow
+                .get_or_create(&l)
+                .inc_by(c.overflowed_labels);
+            self.pipeline_seconds
+                .get_or_create(&l)
+                .inc_by(took.as_secs_f64());
+        }
+    }
+
+    /// Shows the generation of every pipeline in force (and only those).
+    pub fn set_generations(&self, plans: &crate::pipeline::plan::Plans) {
+        self.pipeline_generation.clear();
+        for (tenant, pipeline, generation) in plans.generations() {
+            self.pipeline_generation
+                .get_or_create(&PipelineLabels { tenant, pipeline })
+                .set(generation);
+        }
+    }
 }
 
 impl ProcessorMetrics {
@@ -69,6 +125,15 @@ impl Default for ProcessorMetrics {
             lag_records: Family::default(),
             partitions: Gauge::default(),
             rebalances: Counter::default(),
+            pipeline_events: Family::default(),
+            pipeline_parsed: Family::default(),
+            pipeline_failed: Family::default(),
+            pipeline_dropped: Family::default(),
+            pipeline_redacted: Family::default(),
+            pipeline_over_budget: Family::default(),
+            pipeline_label_overflow: Family::default(),
+            pipeline_seconds: Family::default(),
+            pipeline_generation: Family::default(),
         }
     }
 }
@@ -139,6 +204,56 @@ impl ProcessorMetrics {
             "partition_changes",
             "Partitions taken on or given up (consumer-group rebalances)",
             m.rebalances.clone(),
+        );
+        for (name, help, family) in [
+            (
+                "pipeline_events",
+                "Events a tenant's LogPipeline processed",
+                &m.pipeline_events,
+            ),
+            (
+                "pipeline_parsed",
+                "Events at least one of the pipeline's parsers read",
+                &m.pipeline_parsed,
+            ),
+            (
+                "pipeline_failed",
+                "Events none of the pipeline's parsers could read (stored with __error__)",
+                &m.pipeline_failed,
+            ),
+            (
+                "pipeline_dropped",
+                "Events a drop rule of the pipeline dropped",
+                &m.pipeline_dropped,
+            ),
+            (
+                "pipeline_redacted",
+                "Events whose line a redaction changed",
+                &m.pipeline_redacted,
+            ),
+            (
+                "pipeline_over_budget",
+                "Events stored unparsed because the tenant's time budget for the chunk was spent",
+                &m.pipeline_over_budget,
+            ),
+            (
+                "pipeline_label_overflow",
+                "Field-label values stored as __overflow__ past the label's bound",
+                &m.pipeline_label_overflow,
+            ),
+        ] {
+            r.register(name, help, family.clone());
+        }
+        r.register_with_unit(
+            "pipeline_processing",
+            "Time spent in the pipeline's rules",
+            Unit::Seconds,
+            m.pipeline_seconds.clone(),
+        );
+        r.register(
+            "pipeline_generation",
+            "metadata.generation of each LogPipeline in force in this process",
+            m.pipeline_generation.clone(),
         );
         m
     }

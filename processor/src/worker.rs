@@ -21,8 +21,10 @@ use tokio_util::sync::CancellationToken;
 /// Settings of a processor.
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
-    /// Retention class files are written under (pipelines route events to others later).
+    /// Retention class of the events no pipeline route selects.
     pub class: String,
+    /// The tenants' pipelines.
+    pub pipelines: crate::pipeline::PlansWatch,
     /// Flush at the latest this long after the oldest unflushed event was read.
     pub flush_interval: Duration,
     /// Flush once this many bytes of log lines wait in memory.
@@ -41,6 +43,7 @@ impl Default for ProcessorConfig {
     fn default() -> Self {
         Self {
             class: "default".into(),
+            pipelines: crate::pipeline::no_plans(),
             flush_interval: Duration::from_secs(60),
             flush_line_bytes: 128 * 1024 * 1024,
             read_max_bytes: 4 * 1024 * 1024,
@@ -294,6 +297,11 @@ impl PartitionWorker {
             m.records.inc_by(records.len() as u64);
             if let Some(chunk) = self.decode(records).await? {
                 m.replays.inc_by(chunk.replays);
+                // Followers (query replicas) run the same pipelines on the same events:
+                // count them once, where they are stored.
+                if self.inner.mode == Mode::Flush {
+                    m.count_pipelines(&chunk.pipelines);
+                }
                 m.events.inc_by(
                     chunk
                         .tenants
@@ -315,8 +323,10 @@ impl PartitionWorker {
             return Ok(None);
         }
         let mut marks = std::mem::take(&mut *self.lock_marks());
+        // One version of the pipelines for the whole chunk: a change applies from the next.
+        let plans = self.inner.config.pipelines.borrow().clone();
         let (chunk, marks) = tokio::task::spawn_blocking(move || {
-            let chunk = HotChunk::from_records(&records, &mut marks);
+            let chunk = HotChunk::from_records(&records, &mut marks, &plans);
             (chunk, marks)
         })
         .await

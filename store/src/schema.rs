@@ -2,11 +2,12 @@
 //! files and the query engine, and the builder that fills it from bus streams.
 
 use arrow::array::{
-    Array, ArrayRef, MapBuilder, RecordBatch, StringBuilder, StringDictionaryBuilder,
-    TimestampNanosecondBuilder, UInt64Builder,
+    Array, ArrayRef, BooleanBuilder, MapBuilder, RecordBatch, StringBuilder,
+    StringDictionaryBuilder, TimestampNanosecondBuilder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use logstream_bus::Stream;
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 pub const STREAM_ID: &str = "stream_id";
@@ -14,6 +15,22 @@ pub const LABELS: &str = "labels";
 pub const TIMESTAMP: &str = "timestamp";
 pub const LINE: &str = "line";
 pub const METADATA: &str = "metadata";
+/// Fields a tenant's LogPipeline parsed out of the line (after dropping and redacting), as a
+/// string map; null when no pipeline applied. A rule that failed on the line leaves
+/// `__error__` (and `__error_details__`) here, as Loki's parsers do.
+pub const ATTRIBUTES: &str = "attributes";
+/// The event's severity, normalised to `trace`, `debug`, `info`, `warn`, `error` or `fatal`;
+/// null when unknown.
+pub const LEVEL: &str = "level";
+/// `<name>@<generation>` of the LogPipeline that processed the row; null when none did.
+pub const PIPELINE: &str = "pipeline";
+/// Whether `timestamp` was read from the line by a pipeline (true) or is the time the event
+/// arrived with (false).
+pub const TIME_PARSED: &str = "time_parsed";
+
+/// The columns added after the first release: files written before lack them, and readers
+/// take them as null.
+pub const LATER_COLUMNS: [&str; 4] = [ATTRIBUTES, LEVEL, PIPELINE, TIME_PARSED];
 
 fn metadata_type() -> DataType {
     // Taken from the builder itself so the declared type can never drift from what it builds.
@@ -36,12 +53,25 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         ),
         Field::new(LINE, DataType::Utf8, false),
         Field::new(METADATA, metadata_type(), true),
+        Field::new(ATTRIBUTES, metadata_type(), true),
+        Field::new(
+            LEVEL,
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        ),
+        Field::new(
+            PIPELINE,
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        ),
+        Field::new(TIME_PARSED, DataType::Boolean, true),
     ]))
 });
 
 /// The schema: `stream_id` (fingerprint of the label set), `labels` (canonical `{a="b"}` form,
 /// dictionary-encoded: one value per stream), `timestamp`, `line`, `metadata` (structured
-/// metadata as a string map, null when a line has none).
+/// metadata as a string map, null when a line has none), then what a LogPipeline made of the
+/// line: `attributes`, `level`, `pipeline`, `time_parsed`.
 pub fn schema() -> SchemaRef {
     SCHEMA.clone()
 }
@@ -53,7 +83,21 @@ pub struct RowsBuilder {
     timestamp: TimestampNanosecondBuilder,
     line: StringBuilder,
     metadata: MapBuilder<StringBuilder, StringBuilder>,
+    attributes: MapBuilder<StringBuilder, StringBuilder>,
+    level: StringDictionaryBuilder<Int32Type>,
+    pipeline: StringDictionaryBuilder<Int32Type>,
+    time_parsed: BooleanBuilder,
     rows: usize,
+}
+
+/// What a LogPipeline made of one event (see [`RowsBuilder::append_entry`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Processed<'a> {
+    /// Parsed fields in the order they are stored; `None` stores a null map.
+    pub attributes: Option<&'a [(Cow<'a, str>, Cow<'a, str>)]>,
+    pub level: Option<&'a str>,
+    pub pipeline: Option<&'a str>,
+    pub time_parsed: bool,
 }
 
 impl std::fmt::Debug for RowsBuilder {
@@ -72,31 +116,54 @@ impl Default for RowsBuilder {
             timestamp: TimestampNanosecondBuilder::new().with_timezone("UTC"),
             line: StringBuilder::new(),
             metadata: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
+            attributes: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
+            level: StringDictionaryBuilder::new(),
+            pipeline: StringDictionaryBuilder::new(),
+            time_parsed: BooleanBuilder::new(),
             rows: 0,
         }
     }
 }
 
 impl RowsBuilder {
-    /// Appends every entry of `stream` whose fingerprint is `id` and canonical form `labels`.
+    /// Appends every entry of `stream` whose fingerprint is `id` and canonical form `labels`,
+    /// as no pipeline processed them.
     pub fn append_stream(&mut self, id: u64, labels: &str, stream: &Stream) {
         for e in &stream.entries {
-            self.stream_id.append_value(id);
-            self.labels.append_value(labels);
-            self.timestamp.append_value(e.ts_ns);
-            self.line.append_value(&e.line);
-            if e.metadata.is_empty() {
-                // A null map; `append(false)` cannot fail for a map without pending entries.
-                let _ = self.metadata.append(false);
-            } else {
-                for (k, v) in &e.metadata {
-                    self.metadata.keys().append_value(k);
-                    self.metadata.values().append_value(v);
-                }
-                let _ = self.metadata.append(true);
-            }
+            self.append_entry(
+                id,
+                labels,
+                e.ts_ns,
+                &e.line,
+                &e.metadata,
+                Processed::default(),
+            );
         }
-        self.rows += stream.entries.len();
+    }
+
+    /// Appends one row.
+    pub fn append_entry(
+        &mut self,
+        id: u64,
+        labels: &str,
+        ts_ns: i64,
+        line: &str,
+        metadata: &[(String, String)],
+        processed: Processed<'_>,
+    ) {
+        self.stream_id.append_value(id);
+        self.labels.append_value(labels);
+        self.timestamp.append_value(ts_ns);
+        self.line.append_value(line);
+        append_map(
+            &mut self.metadata,
+            (!metadata.is_empty()).then_some(metadata),
+        );
+        append_map(&mut self.attributes, processed.attributes);
+        self.level.append_option(processed.level);
+        self.pipeline.append_option(processed.pipeline);
+        self.time_parsed.append_value(processed.time_parsed);
+        self.rows += 1;
     }
 
     pub fn len(&self) -> usize {
@@ -114,8 +181,31 @@ impl RowsBuilder {
             Arc::new(self.timestamp.finish()),
             Arc::new(self.line.finish()),
             Arc::new(self.metadata.finish()),
+            Arc::new(self.attributes.finish()),
+            Arc::new(self.level.finish()),
+            Arc::new(self.pipeline.finish()),
+            Arc::new(self.time_parsed.finish()),
         ];
         RecordBatch::try_new(schema(), cols)
+    }
+}
+
+/// Appends a map, or a null for `None`; `append` cannot fail once keys and values are in.
+fn append_map<K: AsRef<str>, V: AsRef<str>>(
+    b: &mut MapBuilder<StringBuilder, StringBuilder>,
+    pairs: Option<&[(K, V)]>,
+) {
+    match pairs {
+        None => {
+            let _ = b.append(false);
+        }
+        Some(pairs) => {
+            for (k, v) in pairs {
+                b.keys().append_value(k.as_ref());
+                b.values().append_value(v.as_ref());
+            }
+            let _ = b.append(true);
+        }
     }
 }
 

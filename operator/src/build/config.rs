@@ -90,7 +90,9 @@ struct AgentSection {
 /// one counts as `defaultDays`); the default becomes the longest of `defaultDays` and those; a
 /// tenant whose days differ from that default gets its own rule. A tenant that only pushes
 /// through the API therefore keeps its logs for that default, which is longer than
-/// `defaultDays` when some pipeline asks for more.
+/// `defaultDays` when some pipeline asks for more. A class a pipeline routes events to
+/// (`spec.routes[].class`) is kept the longest `days` the tenant's routes give it, and takes
+/// part in the default like a tenant.
 pub fn retention(spec: &LogStreamSpec, pipelines: &[PipelineEntry]) -> RetentionSection {
     let default_days = positive(spec.retention.default_days);
     let mut per_tenant: BTreeMap<&str, u32> = BTreeMap::new();
@@ -103,8 +105,22 @@ pub fn retention(spec: &LogStreamSpec, pipelines: &[PipelineEntry]) -> Retention
         let entry = per_tenant.entry(&p.namespace).or_insert(days);
         *entry = (*entry).max(days);
     }
-    let longest = per_tenant.values().copied().fold(default_days, u32::max);
-    let rules = per_tenant
+    // Classes pipelines route events to: the longest days any route of the tenant asks.
+    let mut routed: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    for p in pipelines {
+        for r in &p.spec.routes {
+            let entry = routed
+                .entry((p.namespace.as_str(), r.class.as_str()))
+                .or_insert(positive(r.days));
+            *entry = (*entry).max(positive(r.days));
+        }
+    }
+    let longest = per_tenant
+        .values()
+        .chain(routed.values())
+        .copied()
+        .fold(default_days, u32::max);
+    let mut rules: Vec<RetentionRule> = per_tenant
         .into_iter()
         .filter(|&(_, days)| days != longest)
         .map(|(tenant, days)| RetentionRule {
@@ -113,6 +129,13 @@ pub fn retention(spec: &LogStreamSpec, pipelines: &[PipelineEntry]) -> Retention
             days,
         })
         .collect();
+    rules.extend(routed.into_iter().filter(|&(_, days)| days != longest).map(
+        |((tenant, class), days)| RetentionRule {
+            tenant: tenant.to_owned(),
+            class: class.to_owned(),
+            days,
+        },
+    ));
     RetentionSection {
         default_days: longest,
         rules,
@@ -254,6 +277,38 @@ mod tests {
             RetentionSection {
                 default_days: 30,
                 rules: vec![rule("ci", 2), rule("shop", 7)]
+            }
+        );
+    }
+
+    #[test]
+    fn routed_classes_get_their_own_rules_with_the_longest_days() {
+        use logstream_crds::logpipeline::RouteRule;
+        let spec = LogStreamSpec::new("s3://logs");
+        let route = |class: &str, days: i32| RouteRule {
+            match_streams: None,
+            line_matches: None,
+            fields: Default::default(),
+            class: class.into(),
+            days,
+        };
+        let mut a = pipeline("shop", "a", None);
+        a.spec.routes = vec![route("errors", 3), route("audit", 20)];
+        let mut b = pipeline("shop", "b", None);
+        b.spec.routes = vec![route("errors", 5)];
+        // audit's 20 days raise the default; shop's default class keeps 7, errors 5.
+        assert_eq!(
+            retention(&spec, &[a, b]),
+            RetentionSection {
+                default_days: 20,
+                rules: vec![
+                    rule("shop", 7),
+                    RetentionRule {
+                        tenant: "shop".into(),
+                        class: "errors".into(),
+                        days: 5
+                    }
+                ]
             }
         );
     }
