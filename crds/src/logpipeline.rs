@@ -314,6 +314,7 @@ pub struct FieldLabel {
     pub field: String,
     /// The label's name. Default: the field's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
     #[x_kube(validation = (
         "self.matches('^[a-zA-Z_][a-zA-Z0-9_]*$')",
         "spec.fieldLabels[].label must start with a letter or _ and hold only letters, digits and _"
@@ -387,6 +388,7 @@ pub struct RouteRule {
     #[schemars(extend("maxProperties" = 16))]
     pub fields: BTreeMap<String, String>,
     /// The retention class: lower-case letters, digits and `-`, e.g. `audit`.
+    #[schemars(length(min = 1, max = 32))]
     #[x_kube(validation = (
         "self.matches('^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$')",
         "spec.routes[].class must be 1-32 lower-case letters, digits or -, not starting or ending with -"
