@@ -116,19 +116,37 @@ struct Generations {
 }
 
 impl Generations {
+    /// The generation `s` gets: its own, or the last one given to its name (one more when
+    /// the spec changed since).
+    fn next(&self, s: &PipelineSource) -> i64 {
+        if s.generation > 0 {
+            return s.generation;
+        }
+        match self.last.get(&(s.namespace.clone(), s.name.clone())) {
+            Some((g, spec)) if *spec == s.spec => *g,
+            Some((g, _)) => g + 1,
+            None => 1,
+        }
+    }
+
+    /// Numbers `sources` and remembers what was given.
     fn assign(&mut self, sources: &mut [PipelineSource]) {
         for s in sources.iter_mut() {
-            if s.generation > 0 {
-                continue;
+            let numbered = s.generation > 0;
+            s.generation = self.next(s);
+            if !numbered {
+                self.last.insert(
+                    (s.namespace.clone(), s.name.clone()),
+                    (s.generation, s.spec.clone()),
+                );
             }
-            let key = (s.namespace.clone(), s.name.clone());
-            let generation = match self.last.get(&key) {
-                Some((g, spec)) if *spec == s.spec => *g,
-                Some((g, _)) => g + 1,
-                None => 1,
-            };
-            s.generation = generation;
-            self.last.insert(key, (generation, s.spec.clone()));
+        }
+    }
+
+    /// `sources` numbered as `assign` would, without remembering it.
+    fn probe(&self, sources: &mut [PipelineSource]) {
+        for s in sources.iter_mut() {
+            s.generation = self.next(s);
         }
     }
 }
@@ -193,7 +211,7 @@ pub fn start(
             };
             // Compare before numbering, so an unchanged file keeps its generations.
             let mut probe = next.clone();
-            generations_probe(&generations, &mut probe);
+            generations.probe(&mut probe);
             if probe == current {
                 continue;
             }
@@ -221,21 +239,6 @@ pub fn start(
         }
     });
     Ok(rx)
-}
-
-/// The generations `assign` would give, without recording them.
-fn generations_probe(g: &Generations, sources: &mut [PipelineSource]) {
-    for s in sources.iter_mut() {
-        if s.generation > 0 {
-            continue;
-        }
-        let key = (s.namespace.clone(), s.name.clone());
-        s.generation = match g.last.get(&key) {
-            Some((gen_, spec)) if *spec == s.spec => *gen_,
-            Some((gen_, _)) => gen_ + 1,
-            None => 1,
-        };
-    }
 }
 
 /// Whether `path` exists (a clear error before starting, instead of a read error later).
