@@ -215,7 +215,7 @@ async fn logpipelines_are_checked_and_defaulted() -> anyhow::Result<()> {
         ),
         (
             json!([{"json": {}, "logfmt": {}}]),
-            "each spec.parsers[] entry must set exactly one of json, logfmt or regex",
+            "each spec.parsers[] entry must set exactly one of json, logfmt, regex or pattern",
         ),
         // An empty entry fails the schema's oneOf first, and the API server then skips the
         // CEL rules; its own message names the entry.
