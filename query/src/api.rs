@@ -6,7 +6,7 @@ use crate::eval::{self, Series, Steps};
 use crate::exec::{Engine, StreamResult};
 use crate::metrics::QueryMetrics;
 use crate::params::{Direction, Params};
-use crate::select::{Selection, select};
+use crate::select::{Selection, select, select_for};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -267,11 +267,11 @@ async fn log_result(
     limit: usize,
     dir: Direction,
 ) -> Result<Value> {
-    let sel = select(snap, tenant, &log.matchers, start, end);
+    let sel = select_for(snap, tenant, log, start, end);
     // Loki's range is [start, end): the end itself is excluded.
     let streams = s
         .engine
-        .log_lines(&sel, &log.filters, start, end - 1, limit, dir)
+        .log_lines(&sel, &log.stages, start, end - 1, limit, dir)
         .await?;
     Ok(streams_json(&sel, &streams))
 }

@@ -1,13 +1,19 @@
 //! Metric queries: range functions over sliding windows and vector aggregations.
 //!
 //! A window at evaluation time `t` is `(t - offset - range, t - offset]`. The scan counts events
-//! per stream in buckets of width `gcd(step, range)` so that every window is a whole run of
+//! per series in buckets of width `gcd(step, range)` so that every window is a whole run of
 //! buckets; prefix sums then give each step's window in O(1).
+//!
+//! A range aggregation's series are its streams, unless the vector aggregation right above
+//! groups by names a row carries beyond its stream labels (parsed attributes, structured
+//! metadata, `detected_level`): then the series are split by those per-row values, see
+//! [`RowGrouping`].
 
 use crate::error::{Error, Result};
-use crate::exec::{Buckets, Engine};
-use crate::select::select;
-use logstream_logql::{AggOp, Grouping, MetricExpr, RangeFunc};
+use crate::exec::{BucketWindow, Buckets, Engine};
+use crate::row_labels::RowGrouping;
+use crate::select::{Selection, select_for};
+use logstream_logql::{AggOp, Grouping, LogExpr, MetricExpr, RangeFunc};
 use logstream_processor::Snapshot;
 use std::collections::BTreeMap;
 
@@ -48,11 +54,47 @@ pub async fn eval(
     expr: &MetricExpr,
     steps: Steps,
 ) -> Result<Vec<Series>> {
+    let select = |log: &LogExpr, start_ns, end_ns| select_for(snap, tenant, log, start_ns, end_ns);
+    eval_with(engine, &select, expr, steps).await
+}
+
+/// Picks what a log query reads in `[start_ns, end_ns]` (see [`select_for`]).
+pub type Select<'a> = dyn Fn(&LogExpr, i64, i64) -> Selection + Sync + 'a;
+
+/// [`eval`] with each log query's data picked by `select`.
+pub async fn eval_with(
+    engine: &Engine,
+    select: &Select<'_>,
+    expr: &MetricExpr,
+    steps: Steps,
+) -> Result<Vec<Series>> {
     if steps.count() > MAX_POINTS {
         return Err(Error::BadRequest(format!(
             "exceeded maximum resolution of {MAX_POINTS} points per timeseries. Try increasing the value of the step parameter"
         )));
     }
+    let query = Query {
+        engine,
+        select,
+        steps,
+    };
+    eval_under(&query, expr, None).await
+}
+
+/// What every level of one evaluation shares.
+struct Query<'a> {
+    engine: &'a Engine,
+    select: &'a Select<'a>,
+    steps: Steps,
+}
+
+/// Evaluates `expr` whose parent aggregation groups by `parent` (`None`: no grouping or no
+/// parent); a range aggregation splits its series as that grouping needs.
+async fn eval_under(
+    q: &Query<'_>,
+    expr: &MetricExpr,
+    parent: Option<&Grouping>,
+) -> Result<Vec<Series>> {
     match expr {
         MetricExpr::Range {
             func,
@@ -65,14 +107,14 @@ pub async fn eval(
                 range_ns: *range_ns,
                 offset_ns: *offset_ns,
             };
-            range_series(engine, snap, tenant, log, range, steps).await
+            range_series(q, log, range, parent).await
         }
         MetricExpr::Aggregate {
             op,
             grouping,
             inner,
         } => {
-            let series = Box::pin(eval(engine, snap, tenant, inner, steps)).await?;
+            let series = Box::pin(eval_under(q, inner, grouping.as_ref())).await?;
             Ok(aggregate(*op, grouping.as_ref(), series))
         }
     }
@@ -86,13 +128,12 @@ struct Window {
 }
 
 async fn range_series(
-    engine: &Engine,
-    snap: &[Snapshot],
-    tenant: &str,
-    log: &logstream_logql::LogExpr,
+    q: &Query<'_>,
+    log: &LogExpr,
     w: Window,
-    steps: Steps,
+    parent: Option<&Grouping>,
 ) -> Result<Vec<Series>> {
+    let steps = q.steps;
     let width = if steps.step_ns == 0 {
         w.range_ns
     } else {
@@ -105,16 +146,21 @@ async fn range_series(
             "the step and the range share too small a common divisor; use a step that divides the range".into(),
         ));
     }
-    let sel = select(snap, tenant, &log.matchers, base + 1, end);
-    let counts = engine
-        .bucket_counts(&sel, &log.filters, base, end, width)
+    let sel = (q.select)(log, base + 1, end);
+    let grouping = RowGrouping::plan(parent, &sel.streams);
+    let window = BucketWindow {
+        base_ns: base,
+        end_ns: end,
+        width_ns: width,
+    };
+    let counts = q
+        .engine
+        .bucket_counts(&sel, &log.stages, window, &grouping)
         .await?;
     let mut out: Vec<Series> = counts
         .into_iter()
-        .filter_map(|(id, b)| {
-            let labels = sel.streams.get(&id)?;
+        .filter_map(|(labels, b)| {
             let points = windows(&b, w, steps, width);
-            let labels = labels.iter().map(|(k, v)| (k.into(), v.into())).collect();
             (!points.is_empty()).then_some(Series { labels, points })
         })
         .collect();

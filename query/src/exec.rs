@@ -1,10 +1,11 @@
 //! Executing LogQL with DataFusion: a selection becomes one scan (Parquet files unioned with
-//! hot rows) with the stream, time and line filters pushed into it; log queries sort and
-//! limit there, metric queries count per stream and time bucket there, and the sliding windows
+//! hot rows) with the stream, time, line and label filters pushed into it; log queries sort and
+//! limit there, metric queries count per series and time bucket there, and the sliding windows
 //! and vector aggregations are finished here over those small per-bucket counts.
 
 use crate::error::{Error, Result};
 use crate::params::Direction;
+use crate::row_labels::{RowGrouping, filter_expr, series_labels};
 use crate::select::Selection;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimestampNanosecondType, UInt64Type};
@@ -15,7 +16,7 @@ use datafusion::functions::regex::expr_fn::regexp_like;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{Expr, cast, col, lit, not};
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
-use logstream_logql::{FilterOp, LineFilter};
+use logstream_logql::{FilterOp, LineFilter, Stage};
 use logstream_store::Store;
 use logstream_store::schema::{LABELS, LINE, STREAM_ID, TIMESTAMP, schema};
 use std::collections::HashMap;
@@ -29,11 +30,14 @@ pub struct StreamResult {
     pub values: Vec<(i64, String)>,
 }
 
-/// Per stream, events and line bytes per time bucket.
+/// Per series, events and line bytes per time bucket.
 #[derive(Debug, Default)]
 pub struct Buckets {
     pub counts: HashMap<i64, (f64, f64)>,
 }
+
+/// A series' labels, sorted by name.
+pub type SeriesLabels = Vec<(String, String)>;
 
 /// Runs scans over one store.
 #[derive(Clone)]
@@ -62,13 +66,14 @@ impl Engine {
         Ok(Self { ctx })
     }
 
-    /// The scan of a selection with its stream and time filters, or `None` when it is empty.
+    /// The scan of a selection with its stream, time and pipeline filters, or `None` when it
+    /// is empty.
     async fn scan(
         &self,
         sel: &Selection,
         start_ns: i64,
         end_ns: i64,
-        filters: &[LineFilter],
+        stages: &[Stage],
     ) -> Result<Option<DataFrame>> {
         let mut df: Option<DataFrame> = None;
         if !sel.files.is_empty() {
@@ -94,8 +99,13 @@ impl Engine {
             .in_list(ids, false)
             .and(col(TIMESTAMP).gt_eq(ts_lit(start_ns)))
             .and(col(TIMESTAMP).lt_eq(ts_lit(end_ns)));
-        for f in filters {
-            pred = pred.and(line_filter(f));
+        // Separate conjuncts, so the Parquet reader can still evaluate the ones over plain
+        // columns while decoding (those over the map columns run right after the scan).
+        for stage in stages {
+            pred = pred.and(match stage {
+                Stage::Line(f) => line_filter(f),
+                Stage::Label(f) => filter_expr(f, &sel.streams),
+            });
         }
         Ok(Some(df.filter(pred)?))
     }
@@ -104,13 +114,13 @@ impl Engine {
     pub async fn log_lines(
         &self,
         sel: &Selection,
-        filters: &[LineFilter],
+        stages: &[Stage],
         start_ns: i64,
         end_ns: i64,
         limit: usize,
         direction: Direction,
     ) -> Result<Vec<StreamResult>> {
-        let Some(df) = self.scan(sel, start_ns, end_ns, filters).await? else {
+        let Some(df) = self.scan(sel, start_ns, end_ns, stages).await? else {
             return Ok(Vec::new());
         };
         let asc = direction == Direction::Forward;
@@ -123,23 +133,31 @@ impl Engine {
         group_streams(&batches)
     }
 
-    /// Counts and line bytes per stream and bucket, where bucket `b` holds the events with
+    /// Counts and line bytes per series and bucket, where bucket `b` holds the events with
     /// `base_ns + b*width_ns < ts <= base_ns + (b+1)*width_ns`, for ts in `(base_ns, end_ns]`.
+    /// A series is a stream, split further as `grouping` says.
     pub async fn bucket_counts(
         &self,
         sel: &Selection,
-        filters: &[LineFilter],
-        base_ns: i64,
-        end_ns: i64,
-        width_ns: i64,
-    ) -> Result<HashMap<u64, Buckets>> {
-        let Some(df) = self.scan(sel, base_ns + 1, end_ns, filters).await? else {
-            return Ok(HashMap::new());
+        stages: &[Stage],
+        window: BucketWindow,
+        grouping: &RowGrouping,
+    ) -> Result<Vec<(SeriesLabels, Buckets)>> {
+        let BucketWindow {
+            base_ns,
+            end_ns,
+            width_ns,
+        } = window;
+        let Some(df) = self.scan(sel, base_ns + 1, end_ns, stages).await? else {
+            return Ok(Vec::new());
         };
         let bucket = (cast(col(TIMESTAMP), DataType::Int64) - lit(base_ns + 1)) / lit(width_ns);
+        let mut keys = vec![col(STREAM_ID), bucket.alias("bucket")];
+        keys.extend(grouping.columns());
+        let n_keys = keys.len();
         let batches = df
             .aggregate(
-                vec![col(STREAM_ID), bucket.alias("bucket")],
+                keys,
                 vec![
                     count(lit(1)).alias("n"),
                     sum(octet_length(col(LINE))).alias("bytes"),
@@ -147,22 +165,48 @@ impl Engine {
             )?
             .collect()
             .await?;
-        let mut out: HashMap<u64, Buckets> = HashMap::new();
+        // Keyed by stream and the names the grouping adds, which cannot collide across
+        // streams; rows that differ only in what the grouping ignores share a key.
+        let mut series: HashMap<(u64, SeriesLabels), Buckets> = HashMap::new();
         for b in &batches {
             let ids = b.column(0).as_primitive::<UInt64Type>();
             let buckets = b.column(1).as_primitive::<Int64Type>();
-            let n = b.column(2).as_primitive::<Int64Type>();
-            let bytes = b.column(3);
+            let names = grouping.reader(b, 2)?;
+            let n = b.column(n_keys).as_primitive::<Int64Type>();
+            let bytes = b.column(n_keys + 1);
             for i in 0..b.num_rows() {
-                let by = numeric(bytes.as_ref(), i);
-                out.entry(ids.value(i))
+                let id = ids.value(i);
+                let Some(stream) = sel.streams.get(&id) else {
+                    continue;
+                };
+                let extra = names.extra_labels(stream, i);
+                let cell = series
+                    .entry((id, extra))
                     .or_default()
                     .counts
-                    .insert(buckets.value(i), (n.value(i) as f64, by));
+                    .entry(buckets.value(i))
+                    .or_insert((0.0, 0.0));
+                cell.0 += n.value(i) as f64;
+                cell.1 += numeric(bytes.as_ref(), i);
             }
         }
-        Ok(out)
+        Ok(series
+            .into_iter()
+            .filter_map(|((id, extra), b)| {
+                let stream = sel.streams.get(&id)?;
+                Some((series_labels(stream, extra), b))
+            })
+            .collect())
     }
+}
+
+/// The buckets a metric scan counts in: `width_ns` wide from `base_ns` (exclusive) up to
+/// `end_ns` (inclusive).
+#[derive(Debug, Clone, Copy)]
+pub struct BucketWindow {
+    pub base_ns: i64,
+    pub end_ns: i64,
+    pub width_ns: i64,
 }
 
 fn numeric(a: &dyn Array, i: usize) -> f64 {

@@ -5,7 +5,7 @@
 use arrow::array::RecordBatch;
 use datafusion::arrow;
 use logstream_bus::Labels;
-use logstream_logql::{Matcher, matches_labels};
+use logstream_logql::{LogExpr, Matcher, matches_labels};
 use logstream_processor::Snapshot;
 use logstream_store::FileMeta;
 use std::collections::HashMap;
@@ -68,5 +68,19 @@ pub fn select(
             sel.hot.push(rows.batch.clone());
         }
     }
+    sel
+}
+
+/// What the log query `log` reads of `tenant` in `[start_ns, end_ns]`: its selector's streams,
+/// less those its label filters rule out by their stream labels alone.
+pub fn select_for(
+    snap: &[Snapshot],
+    tenant: &str,
+    log: &LogExpr,
+    start_ns: i64,
+    end_ns: i64,
+) -> Selection {
+    let mut sel = select(snap, tenant, &log.matchers, start_ns, end_ns);
+    crate::row_labels::prune(&mut sel, log);
     sel
 }

@@ -2,6 +2,7 @@
 //! tree and parsing the text gives the same tree back.
 
 use crate::duration::format_duration;
+use crate::label_filter::LabelFilter;
 use crate::matcher::{LineFilter, Matcher};
 use std::fmt;
 
@@ -14,19 +15,45 @@ pub enum Expr {
     Metric(MetricExpr),
 }
 
-/// A stream selector and the line filters applied in order.
+/// A stream selector and the pipeline stages applied to its lines, in the order written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogExpr {
     /// The stream selector's matchers; never empty, and at least one does not match `""`.
     pub matchers: Vec<Matcher>,
-    /// Line filters, all of which a line must pass.
-    pub filters: Vec<LineFilter>,
+    /// The pipeline. Every stage today is a filter, all of which a line must pass, so their
+    /// order does not change the result; it is kept for printing (and for parsers later).
+    pub stages: Vec<Stage>,
+}
+
+/// One stage of a log pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    /// `|= "x"`, `!= "x"`, `|~ "re"`, `!~ "re"`.
+    Line(LineFilter),
+    /// `| name="v" and status>=500`.
+    Label(LabelFilter),
 }
 
 impl LogExpr {
-    /// Whether `line` passes every line filter.
+    /// The line filters, in order.
+    pub fn line_filters(&self) -> impl Iterator<Item = &LineFilter> {
+        self.stages.iter().filter_map(|s| match s {
+            Stage::Line(f) => Some(f),
+            Stage::Label(_) => None,
+        })
+    }
+
+    /// The label filter stages, in order.
+    pub fn label_filters(&self) -> impl Iterator<Item = &LabelFilter> {
+        self.stages.iter().filter_map(|s| match s {
+            Stage::Label(f) => Some(f),
+            Stage::Line(_) => None,
+        })
+    }
+
+    /// Whether `line` passes every line filter (label filters are not consulted).
     pub fn matches_line(&self, line: &str) -> bool {
-        self.filters.iter().all(|f| f.matches(line))
+        self.line_filters().all(|f| f.matches(line))
     }
 }
 
@@ -156,7 +183,17 @@ impl fmt::Display for Expr {
     }
 }
 
-/// `{a="b", c=~"d"} |= "x" != "y"`.
+/// `|= "x"` or `| a="b"`.
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stage::Line(filter) => filter.fmt(f),
+            Stage::Label(filter) => write!(f, "| {filter}"),
+        }
+    }
+}
+
+/// `{a="b", c=~"d"} |= "x" != "y" | e>=5`.
 impl fmt::Display for LogExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
@@ -167,9 +204,9 @@ impl fmt::Display for LogExpr {
             matcher.fmt(f)?;
         }
         f.write_str("}")?;
-        self.filters
+        self.stages
             .iter()
-            .try_for_each(|filter| write!(f, " {filter}"))
+            .try_for_each(|stage| write!(f, " {stage}"))
     }
 }
 

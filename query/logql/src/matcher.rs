@@ -70,6 +70,12 @@ impl Matcher {
     fn regex_matches(&self, value: &str) -> bool {
         self.regex.as_ref().is_some_and(|re| re.is_match(value))
     }
+
+    /// For `=~`/`!~`, the anchored pattern actually run (`^(?s:value)$`), for engines that
+    /// evaluate the regex themselves.
+    pub fn anchored_regex(&self) -> Option<&str> {
+        self.regex.as_ref().map(Regex::as_str)
+    }
 }
 
 impl PartialEq for Matcher {

@@ -1,12 +1,14 @@
 //! The recursive-descent parser: LogQL text to [`Expr`]. It reads one token ahead, stops at the
 //! first problem and names it in Loki's words; valid LogQL that we do not run yet (parsers,
-//! label filters, binary operations, other functions) is refused by name at its position.
+//! formatting stages, binary operations, other functions) is refused by name at its position.
 
-use crate::ast::{AggOp, Expr, Grouping, LogExpr, MetricExpr, RangeFunc};
+use crate::ast::{AggOp, Expr, Grouping, LogExpr, MetricExpr, RangeFunc, Stage};
 use crate::duration::parse_duration;
 use crate::error::ParseError;
 use crate::lexer::{Lexer, Token, TokenKind, write_quoted};
 use crate::matcher::{FilterOp, LineFilter, MatchOp, Matcher};
+
+mod label_filters;
 
 /// Loki's own wording, so users searching for it find Loki's documentation.
 const EMPTY_COMPATIBLE: &str = "queries require at least one regexp or equality matcher that \
@@ -220,8 +222,8 @@ impl<'a> Parser<'a> {
 
     fn log_expr(&mut self) -> Result<LogExpr, ParseError> {
         let matchers = self.selector()?;
-        let filters = self.line_filters()?;
-        Ok(LogExpr { matchers, filters })
+        let stages = self.stages()?;
+        Ok(LogExpr { matchers, stages })
     }
 
     /// `"{" matcher ("," matcher)* "}"`, with at least one matcher that rejects `""`.
@@ -285,22 +287,29 @@ impl<'a> Parser<'a> {
         self.error(at, message)
     }
 
-    /// Line filters up to the first token that is not one.
-    fn line_filters(&mut self) -> Result<Vec<LineFilter>, ParseError> {
-        let mut filters = Vec::new();
-        while let Some(op) = self.filter_op()? {
+    /// Pipeline stages up to the first token that does not start one.
+    fn stages(&mut self) -> Result<Vec<Stage>, ParseError> {
+        let mut stages = Vec::new();
+        loop {
+            if self.peek_is(&TokenKind::Pipe) {
+                let pipe = self.bump()?.start;
+                stages.push(Stage::Label(self.label_filter_stage(pipe)?));
+                continue;
+            }
+            let Some(op) = self.filter_op()? else {
+                return Ok(stages);
+            };
             self.bump()?;
-            filters.push(self.filter_value(op)?);
+            stages.push(Stage::Line(self.filter_value(op)?));
             if self.peek_keyword("or") {
                 let at = self.peek()?.start;
                 return Err(self.error(at, "`or` between line filters is not supported yet"));
             }
         }
-        Ok(filters)
     }
 
-    /// The line filter operator ahead, if any. Pipeline stages and pattern filters are refused
-    /// here, where the user wrote them.
+    /// The line filter operator ahead, if any. Pattern filters are refused here, where the
+    /// user wrote them.
     fn filter_op(&mut self) -> Result<Option<FilterOp>, ParseError> {
         let tok = self.peek()?;
         let op = match tok.kind {
@@ -308,7 +317,6 @@ impl<'a> Parser<'a> {
             TokenKind::Neq => FilterOp::NotContains,
             TokenKind::PipeMatch => FilterOp::Match,
             TokenKind::Nre => FilterOp::NotMatch,
-            TokenKind::Pipe => return Err(self.unsupported_stage()),
             TokenKind::PipePattern | TokenKind::NotPattern => {
                 let message = format!(
                     "pattern line filters (`{}`) are not supported yet",
@@ -319,31 +327,6 @@ impl<'a> Parser<'a> {
             _ => return Ok(None),
         };
         Ok(Some(op))
-    }
-
-    /// The error for `| ...`, pointing at the `|`.
-    fn unsupported_stage(&mut self) -> ParseError {
-        let pipe = match self.bump() {
-            Ok(tok) => tok.start,
-            Err(e) => return e,
-        };
-        let tok = match self.peek() {
-            Ok(tok) => tok,
-            Err(e) => return e,
-        };
-        match tok.kind {
-            TokenKind::Ident if STAGES.contains(&tok.text) => {
-                self.error(pipe, format!("`| {}` is not supported yet", tok.text))
-            }
-            TokenKind::Ident => {
-                let message = format!("label filters (`| {} ...`) are not supported yet", tok.text);
-                self.error(pipe, message)
-            }
-            TokenKind::LParen => {
-                self.error(pipe, "label filters (`| (...)`) are not supported yet")
-            }
-            _ => self.unexpected(tok, "a pipeline stage or a label filter"),
-        }
     }
 
     fn filter_value(&mut self, op: FilterOp) -> Result<LineFilter, ParseError> {
@@ -424,8 +407,8 @@ impl<'a> Parser<'a> {
         }
         let range_ns = self.range()?;
         let offset_ns = self.offset()?;
-        if !parenthesised && log.filters.is_empty() {
-            log.filters = self.line_filters()?;
+        if !parenthesised && log.stages.is_empty() {
+            log.stages = self.stages()?;
         }
         Ok(RangeOperand::Range(LogRange {
             log,

@@ -145,3 +145,96 @@ fn equality_ignores_the_compiled_regex() {
         filter(FilterOp::Contains, "x")
     );
 }
+
+/// The label filter stages of a log query.
+fn label_filters(query: &str) -> Vec<logstream_logql::LabelFilter> {
+    let Ok(logstream_logql::Expr::Log(log)) = parse(query) else {
+        panic!("not a log query: {query}");
+    };
+    log.label_filters().cloned().collect()
+}
+
+/// Whether a row with these names passes every label filter stage of `query`.
+fn row_passes(query: &str, row: &[(&str, &str)]) -> bool {
+    let get = |name: &str| row.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    label_filters(query).iter().all(|f| f.matches(&get))
+}
+
+#[test]
+fn label_filters_treat_missing_names_as_empty() {
+    let with = [("app", "web"), ("trace_id", "abc")];
+    let without = [("app", "web")];
+    let cases = [
+        (r#"{a="b"} | trace_id="""#, false, true),
+        (r#"{a="b"} | trace_id!="""#, true, false),
+        (r#"{a="b"} | trace_id="abc""#, true, false),
+        (r#"{a="b"} | trace_id!="abc""#, false, true),
+        (r#"{a="b"} | trace_id=~".*""#, true, true),
+        (r#"{a="b"} | trace_id=~".+""#, true, false),
+        (r#"{a="b"} | trace_id!~"a.*""#, false, true),
+    ];
+    for (query, want_with, want_without) in cases {
+        assert_eq!(row_passes(query, &with), want_with, "{query} with");
+        assert_eq!(row_passes(query, &without), want_without, "{query} without");
+    }
+}
+
+#[test]
+fn label_filter_regexes_match_the_whole_value() {
+    let row = [("path", "/api/users")];
+    assert!(row_passes(r#"{a="b"} | path=~"/api/.*""#, &row));
+    assert!(!row_passes(r#"{a="b"} | path=~"/api""#, &row));
+    assert!(!row_passes(r#"{a="b"} | path=~"users""#, &row));
+    assert!(row_passes(r#"{a="b"} | path=~"/x|/api/users""#, &row));
+    assert!(!row_passes(
+        r#"{a="b"} | path=~"/api/users|x$""#,
+        &[("path", "/api/usersx")]
+    ));
+    assert!(row_passes(r#"{a="b"} | path!~"/api""#, &row));
+}
+
+#[test]
+fn numeric_label_filters_need_a_number() {
+    let cases = [
+        ("500", true),
+        ("503", true),
+        ("499.9", false),
+        ("5e2", true),
+        (" 500 ", true),
+        ("5xx", false),
+        ("", false),
+    ];
+    for (value, want) in cases {
+        assert_eq!(
+            row_passes(r#"{a="b"} | status >= 500"#, &[("status", value)]),
+            want,
+            "{value:?}"
+        );
+    }
+    assert!(!row_passes(r#"{a="b"} | status >= 500"#, &[]));
+    assert!(!row_passes(r#"{a="b"} | status != 500"#, &[]));
+    assert!(!row_passes(
+        r#"{a="b"} | status != 500"#,
+        &[("status", "oops")]
+    ));
+    assert!(row_passes(
+        r#"{a="b"} | status != 500"#,
+        &[("status", "404")]
+    ));
+    assert!(row_passes(
+        r#"{a="b"} | t > -1 | t < 0.5 | t == 0"#,
+        &[("t", "-0")]
+    ));
+}
+
+#[test]
+fn and_binds_tighter_than_or_and_stages_all_apply() {
+    let q = r#"{a="b"} | level="error" or level="warn" and status>=500"#;
+    assert!(row_passes(q, &[("level", "error")]));
+    assert!(!row_passes(q, &[("level", "warn"), ("status", "200")]));
+    assert!(row_passes(q, &[("level", "warn"), ("status", "502")]));
+    let q = r#"{a="b"} | (level="error" or level="warn") | status>=500"#;
+    assert!(!row_passes(q, &[("level", "error")]));
+    assert!(row_passes(q, &[("level", "error"), ("status", "500")]));
+    assert!(!row_passes(q, &[("level", "info"), ("status", "500")]));
+}

@@ -6,7 +6,7 @@ mod common;
 use common::Rng;
 use logstream_logql::{ParseError, parse, parse_selector};
 
-const VALID: [&str; 12] = [
+const VALID: [&str; 14] = [
     r#"{app="api"}"#,
     r#"{app="api", env!="dev", pod=~"api-.*", ns!~"kube-.*"} |= "error" != "x" |~ "a\\d" !~ `b`"#,
     r#"count_over_time({a="b"}[5m] offset 1h)"#,
@@ -19,6 +19,8 @@ const VALID: [&str; 12] = [
     r#"topk(5, sum(rate({a="b"}[5m])) by (x)) > 1"#,
     "sum(count_over_time({a=\"b\"}[3µs]))",
     r#"({a="b"})"#,
+    r#"{a="b"} |= "x" | status >= -5.5, level=~"warn|error" or (x!="" and y<1e3) != "z""#,
+    r#"sum by (status) (count_over_time({a="b"}[5m] | (a="1" or b==2) | c>3))"#,
 ];
 
 /// Bytes that steer mutations towards interesting token boundaries.

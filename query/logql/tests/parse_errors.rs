@@ -158,16 +158,6 @@ fn pipeline_stages_are_refused_by_name() {
             "`| json` is not supported yet",
         ),
         (
-            r#"{a="b"} | level="error""#,
-            (1, 9),
-            "label filters (`| level ...`) are not supported yet",
-        ),
-        (
-            r#"{a="b"} | (a="b" or c="d")"#,
-            (1, 9),
-            "label filters (`| (...)`) are not supported",
-        ),
-        (
             r#"{a="b"} | "x""#,
             (1, 11),
             r#"unexpected STRING "x", expecting a pipeline stage"#,
@@ -531,4 +521,181 @@ fn deep_nesting_is_refused_without_overflowing_the_stack() {
             .message
             .contains("nested too deeply")
     );
+}
+
+#[test]
+fn label_filter_syntax_errors_name_found_and_expected() {
+    check(&[
+        (
+            r#"{a="b"} | level"#,
+            (1, 16),
+            "unexpected end of input, expecting =, !=, =~, !~, ==, >, >=, < or <=",
+        ),
+        (
+            r#"{a="b"} | level "error""#,
+            (1, 17),
+            r#"unexpected STRING "error", expecting =, !=, =~, !~, ==, >, >=, < or <="#,
+        ),
+        (
+            r#"{a="b"} | level="#,
+            (1, 17),
+            "unexpected end of input, expecting STRING or NUMBER",
+        ),
+        (
+            r#"{a="b"} | level=error"#,
+            (1, 17),
+            r#"unexpected IDENTIFIER "error", expecting STRING or NUMBER"#,
+        ),
+        (
+            r#"{a="b"} | status >= "500""#,
+            (1, 21),
+            r#"unexpected STRING "500", expecting NUMBER"#,
+        ),
+        (
+            r#"{a="b"} | status == "500""#,
+            (1, 21),
+            r#"unexpected STRING "500", expecting NUMBER"#,
+        ),
+        (
+            r#"{a="b"} | status =~ 500"#,
+            (1, 21),
+            r#"unexpected NUMBER "500", expecting STRING"#,
+        ),
+        (
+            r#"{a="b"} | status > - x"#,
+            (1, 22),
+            r#"unexpected IDENTIFIER "x", expecting NUMBER"#,
+        ),
+        (
+            r#"{a="b"} | "x""#,
+            (1, 11),
+            r#"unexpected STRING "x", expecting a pipeline stage or a label filter"#,
+        ),
+        (
+            r#"{a="b"} | 5 < x"#,
+            (1, 11),
+            r#"unexpected NUMBER "5", expecting a pipeline stage or a label filter"#,
+        ),
+        (
+            r#"{a="b"} | x="1" and"#,
+            (1, 20),
+            "unexpected end of input, expecting label name or (",
+        ),
+        (
+            r#"{a="b"} | x="1" or "y""#,
+            (1, 20),
+            r#"unexpected STRING "y", expecting label name or ("#,
+        ),
+        (
+            r#"{a="b"} | x="1","#,
+            (1, 17),
+            "unexpected end of input, expecting label name or (",
+        ),
+        (
+            r#"{a="b"} | (x="1" or y="2""#,
+            (1, 26),
+            "unexpected end of input, expecting and, or or )",
+        ),
+        (
+            r#"{a="b"} | ()"#,
+            (1, 12),
+            "unexpected ), expecting label name or (",
+        ),
+        (
+            r#"{a="b"} | x="1")"#,
+            (1, 16),
+            "unexpected ), expecting end of input",
+        ),
+    ]);
+}
+
+#[test]
+fn label_filter_values_are_checked_where_written() {
+    check(&[
+        (
+            r#"{a="b"} | x=~"(""#,
+            (1, 14),
+            r#"invalid regular expression "(": unclosed group"#,
+        ),
+        (
+            r#"{a="b"} | y="1" or x!~"a)|(b""#,
+            (1, 23),
+            "invalid regular expression",
+        ),
+        (
+            r#"{a="b"} | status > 5xx"#,
+            (1, 20),
+            r#"invalid number "5xx""#,
+        ),
+        (
+            r#"{a="b"} | status > 1.2.3"#,
+            (1, 20),
+            r#"invalid number "1.2.3""#,
+        ),
+        (
+            "{a=\"b\"} | x > 1e999",
+            (1, 15),
+            "number 1e999 is out of range",
+        ),
+    ]);
+}
+
+#[test]
+fn label_filter_forms_we_do_not_run_yet_are_refused_by_name() {
+    check(&[
+        (
+            r#"{a="b"} | duration > 10s"#,
+            (1, 22),
+            "duration comparisons such as `10s` are not supported yet",
+        ),
+        (
+            r#"{a="b"} | latency <= 1h30m"#,
+            (1, 22),
+            "duration comparisons such as `1h30m` are not supported yet",
+        ),
+        (
+            r#"{a="b"} | size > 20MB"#,
+            (1, 18),
+            "bytes comparisons such as `20MB` are not supported yet",
+        ),
+        (
+            r#"{a="b"} | size < 1.5KiB"#,
+            (1, 18),
+            "bytes comparisons such as `1.5KiB` are not supported yet",
+        ),
+        (
+            r#"{a="b"} | addr = ip("10.0.0.0/8")"#,
+            (1, 18),
+            "`ip(...)` label filters are not supported yet",
+        ),
+        (
+            r#"{a="b"} | x="1" y="2""#,
+            (1, 17),
+            "label filter conditions side by side are not supported yet: join them with \
+             `and`, `,` or `or`",
+        ),
+        (
+            r#"{a="b"} | x="1", y="2" or z="3""#,
+            (1, 16),
+            "`,` and `or` on the same level of a label filter are ambiguous",
+        ),
+        (
+            r#"{a="b"} | x="1" or y="2", z="3""#,
+            (1, 25),
+            "`,` and `or` on the same level of a label filter are ambiguous",
+        ),
+        (
+            r#"{a="b"} | x="1" | json"#,
+            (1, 17),
+            "`| json` is not supported yet",
+        ),
+        (
+            r#"{a="b"} | x="1" unless {c="d"}"#,
+            (1, 17),
+            "binary operations are not supported yet",
+        ),
+    ]);
+    // Parentheses make the grouping explicit, so a `,` next to them is fine.
+    assert!(parse(r#"{a="b"} | (x="1", y="2") or z="3""#).is_ok());
+    assert!(parse(r#"{a="b"} | x="1", (y="2" or z="3")"#).is_ok());
 }

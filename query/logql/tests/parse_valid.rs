@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use logstream_logql::{
-    AggOp, Expr, FilterOp, LogExpr, MatchOp, MetricExpr, RangeFunc, parse, parse_selector,
+    AggOp, CmpOp, Expr, FilterOp, LogExpr, MatchOp, MetricExpr, RangeFunc, parse, parse_selector,
 };
 
 fn check(cases: Vec<(&str, Expr)>) {
@@ -308,5 +308,175 @@ fn metric_expr_exposes_its_log_query() {
     let Ok(Expr::Metric(m)) = parse(r#"sum(max(rate({a="b"} |= "x" [1m])))"#) else {
         panic!("not a metric query");
     };
-    assert_eq!(m.log_expr().filters, vec![filter(FilterOp::Contains, "x")]);
+    assert_eq!(
+        m.log_expr().line_filters().collect::<Vec<_>>(),
+        vec![&filter(FilterOp::Contains, "x")]
+    );
+}
+
+/// `{a="b"}` followed by `stages`.
+fn ab_piped(stages: Vec<logstream_logql::Stage>) -> Expr {
+    log_query(piped(vec![eq("a", "b")], stages))
+}
+
+#[test]
+fn label_filters_compare_strings_with_every_match_operator() {
+    check(vec![
+        (
+            r#"{a="b"} | level="error""#,
+            ab_piped(vec![label(cond("level", MatchOp::Eq, "error"))]),
+        ),
+        (
+            r#"{a="b"} | level != "debug""#,
+            ab_piped(vec![label(cond("level", MatchOp::Neq, "debug"))]),
+        ),
+        (
+            r#"{a="b"} | detected_level=~`warn|error`"#,
+            ab_piped(vec![label(cond(
+                "detected_level",
+                MatchOp::Re,
+                "warn|error",
+            ))]),
+        ),
+        (
+            r#"{a="b"} | path!~"/health.*""#,
+            ab_piped(vec![label(cond("path", MatchOp::Nre, "/health.*"))]),
+        ),
+        (
+            r#"{a="b"} | __error__="""#,
+            ab_piped(vec![label(cond("__error__", MatchOp::Eq, ""))]),
+        ),
+        (
+            // Keywords elsewhere are plain names here.
+            r#"{a="b"} | by="x" | or="y" | and!="" | offset=~"z""#,
+            ab_piped(vec![
+                label(cond("by", MatchOp::Eq, "x")),
+                label(cond("or", MatchOp::Eq, "y")),
+                label(cond("and", MatchOp::Neq, "")),
+                label(cond("offset", MatchOp::Re, "z")),
+            ]),
+        ),
+    ]);
+}
+
+#[test]
+fn label_filters_compare_numbers() {
+    check(vec![
+        (
+            r#"{a="b"} | status >= 500"#,
+            ab_piped(vec![label(num("status", CmpOp::Gte, 500.0))]),
+        ),
+        (
+            r#"{a="b"} | status>500 | status<600 | status<=599"#,
+            ab_piped(vec![
+                label(num("status", CmpOp::Gt, 500.0)),
+                label(num("status", CmpOp::Lt, 600.0)),
+                label(num("status", CmpOp::Lte, 599.0)),
+            ]),
+        ),
+        (
+            r#"{a="b"} | status == 200 | status = 201 | status != 204"#,
+            ab_piped(vec![
+                label(num("status", CmpOp::Eq, 200.0)),
+                label(num("status", CmpOp::Eq, 201.0)),
+                label(num("status", CmpOp::Neq, 204.0)),
+            ]),
+        ),
+        (
+            r#"{a="b"} | t > -1.5 | t < +2 | t >= 0.25 | t <= 1e3"#,
+            ab_piped(vec![
+                label(num("t", CmpOp::Gt, -1.5)),
+                label(num("t", CmpOp::Lt, 2.0)),
+                label(num("t", CmpOp::Gte, 0.25)),
+                label(num("t", CmpOp::Lte, 1000.0)),
+            ]),
+        ),
+    ]);
+}
+
+#[test]
+fn label_filter_conditions_join_with_and_comma_or_and_parentheses() {
+    let (x, y, z) = (
+        || cond("x", MatchOp::Eq, "1"),
+        || num("y", CmpOp::Gt, 2.0),
+        || cond("z", MatchOp::Re, "3"),
+    );
+    check(vec![
+        (
+            r#"{a="b"} | x="1" and y>2"#,
+            ab_piped(vec![label(and(x(), y()))]),
+        ),
+        (
+            r#"{a="b"} | x="1", y>2, z=~"3""#,
+            ab_piped(vec![label(and(and(x(), y()), z()))]),
+        ),
+        (
+            r#"{a="b"} | x="1" or y>2 and z=~"3""#,
+            ab_piped(vec![label(or(x(), and(y(), z())))]),
+        ),
+        (
+            r#"{a="b"} | x="1" and y>2 or z=~"3""#,
+            ab_piped(vec![label(or(and(x(), y()), z()))]),
+        ),
+        (
+            r#"{a="b"} | (x="1" or y>2) and z=~"3""#,
+            ab_piped(vec![label(and(or(x(), y()), z()))]),
+        ),
+        (
+            r#"{a="b"} | ((x="1")), (y>2 or z=~"3")"#,
+            ab_piped(vec![label(and(x(), or(y(), z())))]),
+        ),
+        (
+            r#"{a="b"} | x="1" or y>2 or z=~"3""#,
+            ab_piped(vec![label(or(or(x(), y()), z()))]),
+        ),
+    ]);
+}
+
+#[test]
+fn label_filters_interleave_with_line_filters_in_order() {
+    check(vec![(
+        r#"{a="b"} |= "GET" | status>=500 != "health" | x="1" |~ "ms$""#,
+        ab_piped(vec![
+            line(FilterOp::Contains, "GET"),
+            label(num("status", CmpOp::Gte, 500.0)),
+            line(FilterOp::NotContains, "health"),
+            label(cond("x", MatchOp::Eq, "1")),
+            line(FilterOp::Match, "ms$"),
+        ]),
+    )]);
+}
+
+#[test]
+fn label_filters_go_inside_range_aggregations() {
+    let filtered = piped(
+        vec![eq("a", "b")],
+        vec![
+            line(FilterOp::Contains, "x"),
+            label(num("status", CmpOp::Gte, 500.0)),
+        ],
+    );
+    let sum_by = |inner| metric(agg(AggOp::Sum, by(&["status"]), inner));
+    check(vec![
+        (
+            r#"sum by (status) (count_over_time({a="b"} |= "x" | status >= 500 [5m]))"#,
+            sum_by(range(
+                RangeFunc::CountOverTime,
+                filtered.clone(),
+                5 * MINUTE,
+            )),
+        ),
+        (
+            r#"sum by (status) (count_over_time({a="b"}[5m] |= "x" | status >= 500))"#,
+            sum_by(range(
+                RangeFunc::CountOverTime,
+                filtered.clone(),
+                5 * MINUTE,
+            )),
+        ),
+        (
+            r#"sum by (status) (count_over_time(({a="b"} |= "x" | status >= 500)[5m]))"#,
+            sum_by(range(RangeFunc::CountOverTime, filtered, 5 * MINUTE)),
+        ),
+    ]);
 }

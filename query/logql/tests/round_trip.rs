@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use logstream_logql::{
-    AggOp, Expr, FilterOp, Grouping, LineFilter, LogExpr, MatchOp, Matcher, MetricExpr, RangeFunc,
-    parse,
+    AggOp, CmpOp, Expr, FilterOp, Grouping, LabelFilter, LineFilter, LogExpr, MatchOp, Matcher,
+    MetricExpr, RangeFunc, Stage, parse,
 };
 
 const NAMES: [&str; 9] = [
@@ -25,6 +25,27 @@ const REGEXES: [&str; 9] = [
     "\"quoted\"",
     "x\\\\y",
     "",
+];
+/// Label filter names: every selector name plus words that are keywords next to a condition.
+const FILTER_NAMES: [&str; 5] = ["app", "or", "and", "__error__", "detected_level"];
+const NUMBERS: [f64; 9] = [
+    0.0,
+    -0.0,
+    500.0,
+    -1.5,
+    0.25,
+    1e21,
+    1e-7,
+    12345.678,
+    1.7976931348623157e308,
+];
+const CMP_OPS: [CmpOp; 6] = [
+    CmpOp::Eq,
+    CmpOp::Neq,
+    CmpOp::Gt,
+    CmpOp::Gte,
+    CmpOp::Lt,
+    CmpOp::Lte,
 ];
 const UNITS_NS: [i64; 8] = [
     1,
@@ -65,14 +86,46 @@ fn random_filter(rng: &mut Rng) -> LineFilter {
     LineFilter::new(op, value).expect("valid filter")
 }
 
+fn random_condition(rng: &mut Rng) -> LabelFilter {
+    let name = if rng.chance(50) {
+        *rng.pick(&NAMES)
+    } else {
+        *rng.pick(&FILTER_NAMES)
+    };
+    if rng.chance(40) {
+        return num(name, *rng.pick(&CMP_OPS), *rng.pick(&NUMBERS));
+    }
+    let m = random_matcher(rng);
+    cond(name, m.op, &m.value)
+}
+
+fn random_label_filter(rng: &mut Rng, depth: usize) -> LabelFilter {
+    if depth >= 3 || rng.chance(40) {
+        return random_condition(rng);
+    }
+    let (l, r) = (
+        random_label_filter(rng, depth + 1),
+        random_label_filter(rng, depth + 1),
+    );
+    if rng.chance(50) { and(l, r) } else { or(l, r) }
+}
+
+fn random_stage(rng: &mut Rng) -> Stage {
+    if rng.chance(50) {
+        Stage::Line(random_filter(rng))
+    } else {
+        Stage::Label(random_label_filter(rng, 0))
+    }
+}
+
 /// A log query; one `name="non-empty"` matcher keeps the selector valid.
 fn random_log(rng: &mut Rng) -> LogExpr {
     let mut matchers: Vec<Matcher> = (0..rng.below(4)).map(|_| random_matcher(rng)).collect();
     let name = *rng.pick(&NAMES);
     let anchor = eq(name, &format!("v{}", text(rng)));
     matchers.insert(rng.below(matchers.len() + 1), anchor);
-    let filters = (0..rng.below(4)).map(|_| random_filter(rng)).collect();
-    LogExpr { matchers, filters }
+    let stages = (0..rng.below(5)).map(|_| random_stage(rng)).collect();
+    LogExpr { matchers, stages }
 }
 
 fn random_duration(rng: &mut Rng) -> i64 {
@@ -131,7 +184,7 @@ fn random_expr(rng: &mut Rng) -> Expr {
 #[test]
 fn printed_trees_parse_back_to_themselves() {
     let mut rng = Rng::new(0x5eed_1095);
-    for _ in 0..500 {
+    for _ in 0..2000 {
         let expr = random_expr(&mut rng);
         let printed = expr.to_string();
         let reparsed = parse(&printed).unwrap_or_else(|e| panic!("{printed}\n{e}"));
@@ -165,6 +218,22 @@ fn printing_is_canonical() {
             r#"avg(bytes_over_time({a="b"} [1m]))"#,
         ),
         ("{a=\"\\u0001\"}", "{a=\"\\u0001\"}"),
+        (
+            r#"{a="b"}|status>=500.0,level=`err`|x = -0.50 or y == +1e3"#,
+            r#"{a="b"} | status>=500 and level="err" | x==-0.5 or y==1000"#,
+        ),
+        (
+            r#"{a="b"} | (x="1" or (y!="2")) , z=~"3" |= "q""#,
+            r#"{a="b"} | (x="1" or y!="2") and z=~"3" |= "q""#,
+        ),
+        (
+            r#"{a="b"} | x="1" and (y="2" and z="3")"#,
+            r#"{a="b"} | x="1" and (y="2" and z="3")"#,
+        ),
+        (
+            r#"sum by (status) (count_over_time({a="b"}[5m] | status >= 500))"#,
+            r#"sum by (status) (count_over_time({a="b"} | status>=500 [5m]))"#,
+        ),
     ];
     for (query, canonical) in cases {
         let expr = parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));

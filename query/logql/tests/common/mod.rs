@@ -3,7 +3,8 @@
 #![allow(dead_code)] // Each test binary uses a different part.
 
 use logstream_logql::{
-    AggOp, Expr, FilterOp, Grouping, LineFilter, LogExpr, MatchOp, Matcher, MetricExpr, RangeFunc,
+    AggOp, CmpOp, Expr, FilterOp, Grouping, LabelFilter, LineFilter, LogExpr, MatchOp, Matcher,
+    MetricExpr, NumberFilter, RangeFunc, Stage,
 };
 
 pub const SECOND: i64 = 1_000_000_000;
@@ -22,8 +23,45 @@ pub fn filter(op: FilterOp, value: &str) -> LineFilter {
     LineFilter::new(op, value).expect("valid filter")
 }
 
+/// A log query whose pipeline is only line filters.
 pub fn log(matchers: Vec<Matcher>, filters: Vec<LineFilter>) -> LogExpr {
-    LogExpr { matchers, filters }
+    piped(matchers, filters.into_iter().map(Stage::Line).collect())
+}
+
+pub fn piped(matchers: Vec<Matcher>, stages: Vec<Stage>) -> LogExpr {
+    LogExpr { matchers, stages }
+}
+
+/// A string condition of a label filter: `name op "value"`.
+pub fn cond(name: &str, op: MatchOp, value: &str) -> LabelFilter {
+    LabelFilter::Match(matcher(name, op, value))
+}
+
+/// A numeric condition of a label filter: `name op value`.
+pub fn num(name: &str, op: CmpOp, value: f64) -> LabelFilter {
+    LabelFilter::Number(NumberFilter {
+        name: name.into(),
+        op,
+        value,
+    })
+}
+
+pub fn and(l: LabelFilter, r: LabelFilter) -> LabelFilter {
+    LabelFilter::and(l, r)
+}
+
+pub fn or(l: LabelFilter, r: LabelFilter) -> LabelFilter {
+    LabelFilter::or(l, r)
+}
+
+/// A label filter stage.
+pub fn label(f: LabelFilter) -> Stage {
+    Stage::Label(f)
+}
+
+/// A line filter stage.
+pub fn line(op: FilterOp, value: &str) -> Stage {
+    Stage::Line(filter(op, value))
 }
 
 /// `{a="b"}`, the selector most cases use.
