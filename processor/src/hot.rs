@@ -2,7 +2,8 @@
 //! queries scan them like a file and a flush sorts and encodes them without conversion.
 
 use crate::error::Result;
-use crate::pipeline::plan::{Budget, Counts, Plans, level_str};
+use crate::pipeline::level::Level;
+use crate::pipeline::plan::{Budget, Counts, Plans};
 use arrow::array::AsArray;
 use arrow::array::RecordBatch;
 use logstream_bus::codec::decode;
@@ -287,7 +288,7 @@ impl Builder {
             metadata,
             Processed {
                 attributes: Some(&p.attributes),
-                level: level_str(p.level),
+                level: p.level.map(Level::as_str),
                 pipeline: Some(tag),
                 time_parsed: p.time_parsed,
             },
@@ -322,20 +323,21 @@ fn process_stream(
     let pipeline = sp.pipeline;
     // The stream's labels with the pipeline's static labels it lacks (streams the agent
     // ships have them already).
-    let mut base: Vec<(String, String)> = stream
-        .labels
+    let missing: Vec<(&String, &String)> = pipeline
+        .static_labels()
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .filter(|(k, _)| stream.labels.get(k).is_none())
         .collect();
-    for (k, v) in pipeline.static_labels() {
-        if stream.labels.get(k).is_none() {
-            base.push((k.clone(), v.clone()));
-        }
-    }
-    let base_labels = if base.len() == stream.labels.len() {
+    let base_labels = if missing.is_empty() {
         stream.labels.clone()
     } else {
-        Labels::new(base.clone()).unwrap_or_else(|_| stream.labels.clone())
+        let mut pairs: Vec<(String, String)> = stream
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        pairs.extend(missing.into_iter().map(|(k, v)| (k.clone(), v.clone())));
+        Labels::new(pairs).unwrap_or_else(|_| stream.labels.clone())
     };
     let base_id = base_labels.fingerprint();
     let base_canonical = base_labels.to_string();

@@ -102,10 +102,6 @@ impl Plans {
         Ok(Self { tenants })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.tenants.is_empty()
-    }
-
     /// The pipelines of `tenant`, if it has any.
     pub fn tenant(&self, tenant: &str) -> Option<&TenantPlan> {
         self.tenants.get(tenant)
@@ -428,11 +424,6 @@ impl Pipeline {
     pub fn static_labels(&self) -> &BTreeMap<String, String> {
         &self.labels
     }
-
-    /// Whether the pipeline copies fields into labels (the stream may then split).
-    pub fn has_field_labels(&self) -> bool {
-        !self.field_labels.is_empty()
-    }
 }
 
 /// What happened to one event.
@@ -445,18 +436,6 @@ pub struct Counts {
     pub redacted: u64,
     pub over_budget: u64,
     pub overflowed_labels: u64,
-}
-
-impl Counts {
-    pub fn add(&mut self, o: &Counts) {
-        self.matched += o.matched;
-        self.parsed += o.parsed;
-        self.failed += o.failed;
-        self.dropped += o.dropped;
-        self.redacted += o.redacted;
-        self.over_budget += o.over_budget;
-        self.overflowed_labels += o.overflowed_labels;
-    }
 }
 
 /// An event as its pipeline left it, to be stored.
@@ -645,11 +624,6 @@ impl StreamPlan<'_> {
 fn sample(ts_ns: i64, line: &str) -> u64 {
     let h = xxhash_rust::xxh3::xxh3_64_with_seed(line.as_bytes(), ts_ns as u64);
     h >> 32
-}
-
-/// `Level` as stored.
-pub fn level_str(level: Option<Level>) -> Option<&'static str> {
-    level.map(Level::as_str)
 }
 
 #[cfg(test)]
