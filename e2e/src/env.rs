@@ -96,11 +96,18 @@ impl E2eEnv {
 }
 
 /// `E2E_ENV_FILE`, else `<repo>/target/e2e/env` (fixed, whatever `CARGO_TARGET_DIR` is).
+///
+/// `<repo>` comes from the `CARGO_MANIFEST_DIR` cargo gives the running test (every member
+/// sits one level below the root), not the one this crate was compiled in: clones that share
+/// a `CARGO_TARGET_DIR` share this crate's build, so a compiled-in path may be another clone's.
 pub fn env_file_path() -> PathBuf {
-    match std::env::var_os("E2E_ENV_FILE") {
-        Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e/env"),
+    if let Some(path) = std::env::var_os("E2E_ENV_FILE") {
+        return PathBuf::from(path);
     }
+    let member = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    Path::new(&member).join("../target/e2e/env")
 }
 
 /// Parse `export KEY=value` lines (also plain `KEY=value`); comments and other lines are ignored.
