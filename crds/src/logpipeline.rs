@@ -44,6 +44,12 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "Applied",
+        type_ = "integer",
+        description = "The generation every running processor applies",
+        json_path = ".status.appliedGeneration"
+    ),
+    printcolumn(
         name = "Reason",
         type_ = "string",
         description = "Why the pipeline is or is not ready",
@@ -432,6 +438,19 @@ pub struct LogPipelineStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+    /// The generation of this spec that every running processor applies (the oldest when
+    /// they differ during a change); absent while some running processor applies none. Each
+    /// processor reports what it applies through the LogStream's object storage every 30
+    /// seconds and when it changes; one silent for 90 seconds counts as gone. Unknown (absent)
+    /// when that storage is a local path the operator cannot read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_generation: Option<i64>,
+    /// Running processors that apply `metadata.generation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_processors: Option<i32>,
+    /// Running processors (those that reported in the last 90 seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processors: Option<i32>,
 }
 
 #[cfg(test)]
@@ -518,6 +537,6 @@ spec:
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(columns, ["LogStream", "Ready", "Reason", "Age"]);
+        assert_eq!(columns, ["LogStream", "Ready", "Applied", "Reason", "Age"]);
     }
 }

@@ -150,11 +150,11 @@ impl RoleTask {
             }
             Role::Processor => {
                 cfg.processor.listen = listen;
-                tokio::spawn(distributed::run_processor(cfg, s))
+                tokio::spawn(distributed::run_processor(cfg, None, s))
             }
             Role::Query => {
                 cfg.query.listen = listen;
-                tokio::spawn(distributed::run_query(cfg, s))
+                tokio::spawn(distributed::run_query(cfg, None, s))
             }
         };
         let url = format!("http://{listen}");

@@ -432,6 +432,10 @@ mod tests {
                 cfg.validate(role).unwrap_or_else(|e| panic!("{text}\n{e}"));
             }
             match component {
+                Component::Query => {
+                    assert_eq!(cfg.pipelines.len(), 1, "the tail applies them too");
+                    assert_eq!(cfg.pipelines[0].spec, pipeline);
+                }
                 Component::Processor => {
                     assert_eq!(cfg.processor.group, "logstream-logging-main");
                     assert_eq!(cfg.retention.default_days, Some(14));
@@ -453,6 +457,10 @@ mod tests {
                         "the DaemonSet's agent selects pods through LogPipelines"
                     );
                     assert_eq!(cfg.pipelines.len(), 1);
+                    assert!(
+                        cfg.pipelines[0].spec.parsers.is_empty(),
+                        "the agent gets the selector and labels, not the rules"
+                    );
                 }
                 _ => assert!(cfg.pipelines.is_empty()),
             }

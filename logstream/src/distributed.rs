@@ -3,17 +3,20 @@
 //! storage for the Parquet files.
 
 use crate::config::Config;
+use crate::pipelines::PipelineFile;
 use crate::telemetry::{Readiness, ops_router};
 use anyhow::Context;
 use axum::Router;
 use logstream_bus::kafka::{KafkaMetrics, KafkaProducer, ensure_topic};
 use logstream_ingest::{IngestConfig, IngestMetrics, IngestState};
+use logstream_processor::pipeline::report;
 use logstream_processor::{GroupProcessor, ProcessorConfig, ProcessorMetrics, Tail};
 use logstream_query::{Engine, QueryMetrics, QueryState};
 use logstream_store::Store;
 use prometheus_client::registry::Registry;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -54,21 +57,45 @@ pub async fn run_ingest(cfg: Config, shutdown: CancellationToken) -> anyhow::Res
 }
 
 /// `logstream processor`: a consumer-group member writing Parquet to object storage.
-pub async fn run_processor(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+///
+/// `config_file` is where `cfg` came from: its `[[pipelines]]` are read again every 2 s, so a
+/// changed LogPipeline applies without a restart (the operator's ConfigMap volume changes
+/// under the running pod).
+pub async fn run_processor(
+    cfg: Config,
+    config_file: Option<PathBuf>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let store = open_store(&cfg)?;
     ensure_topic(&cfg.kafka)
         .await
         .with_context(|| format!("prepare Kafka topic {:?}", cfg.kafka.topic))?;
     let p = &cfg.processor;
+    let metrics = ProcessorMetrics::register(&mut registry);
+    let pipelines_stop = CancellationToken::new();
+    let pipelines = crate::pipelines::load(
+        config_file.map(PipelineFile::Config),
+        &mut registry,
+        &metrics,
+        pipelines_stop.clone(),
+    )?;
+    let instance = cfg
+        .instance()
+        .unwrap_or_else(|_| format!("processor-{}", std::process::id()));
+    let report = tokio::spawn(report::run(
+        store.clone(),
+        instance.clone(),
+        pipelines.clone(),
+        pipelines_stop.clone(),
+    ));
     let proc_cfg = ProcessorConfig {
+        pipelines,
         class: p.class.clone(),
         flush_interval: p.flush_interval,
         flush_line_bytes: p.flush_line_bytes,
         retention: cfg.retention.clone(),
-        instance: cfg
-            .instance()
-            .unwrap_or_else(|_| format!("processor-{}", std::process::id())),
+        instance,
         ..ProcessorConfig::default()
     };
     let processor = GroupProcessor::start(
@@ -76,7 +103,7 @@ pub async fn run_processor(cfg: Config, shutdown: CancellationToken) -> anyhow::
         &p.group,
         store.clone(),
         proc_cfg,
-        ProcessorMetrics::register(&mut registry),
+        metrics,
         KafkaMetrics::register(&mut registry),
     )
     .context("join the processor group")?;
@@ -88,15 +115,12 @@ pub async fn run_processor(cfg: Config, shutdown: CancellationToken) -> anyhow::
     let http_stop = CancellationToken::new();
     let http = tokio::spawn(serve(p.listen, app, ready, http_stop.clone()));
     tracing::info!(group = %p.group, topic = %cfg.kafka.topic, storage = %store.url(), "LogStream processor is running");
-    if !cfg.pipelines.is_empty() {
-        // The parsing rules of LogPipelines are applied by the processor's pipeline stage
-        // (issue "Processing pipelines"); until then they are read and reported only.
-        tracing::info!(
-            pipelines = cfg.pipelines.len(),
-            "LogPipelines in the config (validated by the operator)"
-        );
-    }
     let result = processor.run(shutdown).await;
+    // The report goes once the processor stopped: a clean stop is not a stale processor.
+    pipelines_stop.cancel();
+    if let Err(e) = report.await {
+        tracing::warn!(error = %e, "the pipelines report task failed");
+    }
     http_stop.cancel();
     if let Some(task) = retention {
         task.abort();
@@ -106,22 +130,37 @@ pub async fn run_processor(cfg: Config, shutdown: CancellationToken) -> anyhow::
 }
 
 /// `logstream query`: the Loki query API over object storage plus the Kafka tail.
-pub async fn run_query(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+///
+/// The tail runs the same LogPipelines as the processors (from `config_file`'s
+/// `[[pipelines]]`), so events not yet in object storage answer like stored ones.
+pub async fn run_query(
+    cfg: Config,
+    config_file: Option<PathBuf>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let store = open_store(&cfg)?;
     let topic = ensure_topic(&cfg.kafka)
         .await
         .with_context(|| format!("prepare Kafka topic {:?}", cfg.kafka.topic))?;
+    let metrics = ProcessorMetrics::register(&mut registry);
+    let pipelines = crate::pipelines::load(
+        config_file.map(PipelineFile::Config),
+        &mut registry,
+        &metrics,
+        shutdown.clone(),
+    )?;
     let tail = Arc::new(
         Tail::start(
             &cfg.kafka,
             topic.partitions,
             store.clone(),
             ProcessorConfig {
+                pipelines,
                 flush_line_bytes: cfg.processor.flush_line_bytes,
                 ..ProcessorConfig::default()
             },
-            ProcessorMetrics::register(&mut registry),
+            metrics,
             KafkaMetrics::register(&mut registry),
         )
         .await

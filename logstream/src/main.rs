@@ -94,11 +94,12 @@ async fn run_standalone(cfg: StandaloneConfig) -> anyhow::Result<()> {
 
 async fn run_role(role: Role, args: RoleArgs) -> anyhow::Result<()> {
     let cfg = Config::load(role, &args).map_err(anyhow::Error::msg)?;
+    let file = args.config.clone();
     until_signal(move |stop| async move {
         match role {
             Role::Ingest => distributed::run_ingest(cfg, stop).await,
-            Role::Processor => distributed::run_processor(cfg, stop).await,
-            Role::Query => distributed::run_query(cfg, stop).await,
+            Role::Processor => distributed::run_processor(cfg, file, stop).await,
+            Role::Query => distributed::run_query(cfg, file, stop).await,
         }
     })
     .await

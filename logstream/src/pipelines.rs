@@ -16,6 +16,7 @@
 
 use anyhow::Context;
 use logstream_crds::LogPipeline;
+use logstream_processor::ProcessorMetrics;
 use logstream_processor::pipeline::PlansWatch;
 use logstream_processor::pipeline::plan::{PipelineSource, Plans};
 use prometheus_client::metrics::counter::Counter;
@@ -241,13 +242,34 @@ pub fn start(
     Ok(rx)
 }
 
+/// The pipelines of `file` (none without one), kept current until `shutdown`; each version
+/// in force is also given to the processor's metrics.
+pub fn load(
+    file: Option<PipelineFile>,
+    registry: &mut Registry,
+    metrics: &ProcessorMetrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<PlansWatch> {
+    let Some(file) = file else {
+        return Ok(logstream_processor::pipeline::no_plans());
+    };
+    let path = match &file {
+        PipelineFile::Yaml { path, .. } | PipelineFile::Config(path) => path.clone(),
+    };
+    check_exists(&path)?;
+    let m = metrics.clone();
+    start(
+        file,
+        registry,
+        move |plans| m.set_generations(plans),
+        shutdown,
+    )
+    .with_context(|| format!("load the LogPipelines of {}", path.display()))
+}
+
 /// Whether `path` exists (a clear error before starting, instead of a read error later).
-pub fn check_exists(path: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        path.is_file(),
-        "--pipelines {}: no such file",
-        path.display()
-    );
+fn check_exists(path: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(path.is_file(), "no such file");
     Ok(())
 }
 

@@ -53,8 +53,12 @@ pub struct StandaloneConfig {
     /// LogPipeline resources (YAML, `---` between documents) the processor applies to each
     /// tenant's events: the tenant is the namespace, the server's default tenant when none.
     /// Read again every 2 s; a change applies from the next events read.
-    #[arg(long, env = "LOGSTREAM_PIPELINES")]
+    #[arg(long, env = "LOGSTREAM_PIPELINES", conflicts_with = "pipelines_config")]
     pub pipelines: Option<PathBuf>,
+    /// The `[[pipelines]]` of a config file as the operator renders it (a LogStream's
+    /// ConfigMap), instead of --pipelines. Read again every 2 s, like --pipelines.
+    #[arg(long, env = "LOGSTREAM_PIPELINES_CONFIG")]
+    pub pipelines_config: Option<PathBuf>,
 }
 
 impl StandaloneConfig {
@@ -71,6 +75,7 @@ impl StandaloneConfig {
             default_tenant: "default".into(),
             retention_days: None,
             pipelines: None,
+            pipelines_config: None,
         }
     }
 }
@@ -102,23 +107,22 @@ impl Standalone {
         let wal = Wal::open(wal_cfg, WalMetrics::register(&mut registry)).context("open WAL")?;
         let shutdown = CancellationToken::new();
         let processor_metrics = ProcessorMetrics::register(&mut registry);
-        let pipelines = match &cfg.pipelines {
-            None => logstream_processor::pipeline::no_plans(),
-            Some(path) => {
-                crate::pipelines::check_exists(path)?;
-                let m = processor_metrics.clone();
-                crate::pipelines::start(
-                    crate::pipelines::PipelineFile::Yaml {
-                        path: path.clone(),
-                        default_tenant: cfg.default_tenant.clone(),
-                    },
-                    &mut registry,
-                    move |plans| m.set_generations(plans),
-                    shutdown.clone(),
-                )
-                .context("load --pipelines")?
-            }
+        let file = match (&cfg.pipelines, &cfg.pipelines_config) {
+            (Some(path), _) => Some(crate::pipelines::PipelineFile::Yaml {
+                path: path.clone(),
+                default_tenant: cfg.default_tenant.clone(),
+            }),
+            (None, Some(path)) => Some(crate::pipelines::PipelineFile::Config(path.clone())),
+            (None, None) => None,
         };
+        let pipelines =
+            crate::pipelines::load(file, &mut registry, &processor_metrics, shutdown.clone())?;
+        tokio::spawn(logstream_processor::pipeline::report::run(
+            store.clone(),
+            "standalone".into(),
+            pipelines.clone(),
+            shutdown.clone(),
+        ));
         let proc_cfg = ProcessorConfig {
             pipelines,
             flush_interval: Duration::from_millis(cfg.flush_interval_ms),

@@ -204,7 +204,7 @@ async fn apply(ls: &LogStream, ctx: &Context) -> Result<Action, Error> {
 
 /// The Secret's keys as object_store options (`AWS_ACCESS_KEY_ID` → `aws_access_key_id`), or
 /// the problem when the LogStream names a Secret that is not there.
-async fn credentials(
+pub(crate) async fn credentials(
     ls: &LogStream,
     client: &Client,
 ) -> Result<Result<BTreeMap<String, String>, (&'static str, String)>, Error> {

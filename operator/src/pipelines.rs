@@ -12,6 +12,9 @@ use kube::runtime::controller::Action;
 use logstream_crds::conditions::{self, READY, reasons, status};
 use logstream_crds::{LogPipeline, LogPipelineStatus, LogStream};
 
+use chrono::{DateTime, Utc};
+use logstream_processor::pipeline::report::{self, AppliedReport};
+
 use crate::controller::{Context, Error};
 use crate::status::{ConditionParts, conditions};
 use crate::validate;
@@ -128,9 +131,23 @@ async fn reconcile_inner(p: &LogPipeline, ctx: &Context) -> Result<Action, Error
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let evaluated = evaluate(p, ls.as_ref());
+    // What the processors apply, once the pipeline is merged into the config they read.
+    let reports = match &ls {
+        Some(ls) if validate::pipeline(&p.spec, &ls.spec).is_ok() => {
+            processor_reports(ls, ctx).await
+        }
+        _ => None,
+    };
+    let applied = reports
+        .as_deref()
+        .map(|r| applied(p, r, chrono::Utc::now()));
     let new = LogPipelineStatus {
         observed_generation: Some(generation),
-        conditions: conditions(previous, generation, &now, evaluate(p, ls.as_ref())),
+        conditions: conditions(previous, generation, &now, evaluated),
+        applied_generation: applied.and_then(|a| a.generation),
+        updated_processors: applied.map(|a| a.updated),
+        processors: applied.map(|a| a.running),
     };
     if p.status.as_ref() != Some(&new) {
         let api: Api<LogPipeline> =
@@ -146,7 +163,82 @@ async fn reconcile_inner(p: &LogPipeline, ctx: &Context) -> Result<Action, Error
             source,
         })?;
     }
-    Ok(Action::requeue(RESYNC))
+    // Watch a change reach the processors more closely than the resync does.
+    match applied {
+        Some(a) if a.running == 0 => Ok(Action::requeue(NO_PROCESSORS)),
+        Some(a) if a.updated < a.running => Ok(Action::requeue(PROGRESS)),
+        _ => Ok(Action::requeue(RESYNC)),
+    }
+}
+
+/// How often a pipeline the running processors do not all apply yet is looked at again.
+const PROGRESS: Duration = Duration::from_secs(10);
+
+/// How often a pipeline is looked at again while no processor reports (not started yet, or
+/// the storage unreachable for them).
+const NO_PROCESSORS: Duration = Duration::from_secs(60);
+
+/// What the running processors apply of one pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The oldest generation any running processor applies; `None` while one applies none.
+    pub generation: Option<i64>,
+    /// Running processors applying `metadata.generation`.
+    pub updated: i32,
+    /// Running processors.
+    pub running: i32,
+}
+
+/// What the processors of `reports` (fresh ones only, as of `now`) apply of `p`.
+pub fn applied(p: &LogPipeline, reports: &[AppliedReport], now: DateTime<Utc>) -> Applied {
+    let ns = p.namespace().unwrap_or_default();
+    let name = p.name_any();
+    let wanted = p.metadata.generation.unwrap_or(0);
+    let running: Vec<Option<i64>> = reports
+        .iter()
+        .filter(|r| r.is_fresh(now))
+        .map(|r| r.generation_of(&ns, &name))
+        .collect();
+    let generation = if running.is_empty() {
+        None
+    } else {
+        running
+            .iter()
+            .copied()
+            .collect::<Option<Vec<i64>>>()
+            .and_then(|g| g.into_iter().min())
+    };
+    Applied {
+        generation,
+        updated: running.iter().filter(|g| **g == Some(wanted)).count() as i32,
+        running: running.len() as i32,
+    }
+}
+
+/// The processors' reports in `ls`'s object storage; `None` when the storage is a local path
+/// (only the pods see it) or cannot be read now (logged: it is status, not worth failing for).
+async fn processor_reports(ls: &LogStream, ctx: &Context) -> Option<Vec<AppliedReport>> {
+    let url = ls.spec.storage.url.trim();
+    if !url.contains("://") || url.starts_with("file://") {
+        return None;
+    }
+    let mut options = ls.spec.storage.options.clone();
+    match crate::controller::credentials(ls, &ctx.client).await {
+        Ok(Ok(creds)) => options.extend(creds),
+        // The LogStream's own status says what is wrong with its Secret.
+        _ => return None,
+    }
+    let read = async {
+        let store = logstream_store::Store::from_url(url, &options)?;
+        report::read_all(&store).await
+    };
+    match read.await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(logstream = %ls.name_any(), error = %e, "cannot read the processors' pipeline reports");
+            None
+        }
+    }
 }
 
 pub fn error_policy(p: Arc<LogPipeline>, error: &Error, _ctx: Arc<Context>) -> Action {
@@ -228,5 +320,57 @@ mod tests {
         );
         assert_eq!((ready.0, ready.1), ("False", "LogStreamNotReady"));
         assert_eq!(progressing.0, "True");
+    }
+
+    #[test]
+    fn applied_is_the_oldest_generation_of_the_running_processors() {
+        use logstream_processor::pipeline::report::AppliedPipeline;
+        let now = chrono::Utc::now();
+        let report = |instance: &str, age: i64, generation: Option<i64>| AppliedReport {
+            instance: instance.into(),
+            updated: now - chrono::Duration::seconds(age),
+            pipelines: generation
+                .map(|generation| AppliedPipeline {
+                    namespace: "shop".into(),
+                    name: "web".into(),
+                    generation,
+                })
+                .into_iter()
+                .collect(),
+        };
+        let mut p = pipeline(LogPipelineSpec::new("main"));
+        p.metadata.generation = Some(3);
+        let got = |reports: &[AppliedReport]| applied(&p, reports, now);
+        assert_eq!(
+            got(&[report("p-0", 5, Some(3)), report("p-1", 20, Some(2))]),
+            Applied {
+                generation: Some(2),
+                updated: 1,
+                running: 2
+            },
+            "mid-change: the oldest generation in force"
+        );
+        assert_eq!(
+            got(&[report("p-0", 5, Some(3)), report("p-1", 600, Some(1))]),
+            Applied {
+                generation: Some(3),
+                updated: 1,
+                running: 1
+            },
+            "a processor silent for 10 minutes is gone"
+        );
+        assert_eq!(
+            got(&[report("p-0", 5, Some(3)), report("p-1", 5, None)]).generation,
+            None,
+            "one running processor does not apply it yet"
+        );
+        assert_eq!(
+            got(&[]),
+            Applied {
+                generation: None,
+                updated: 0,
+                running: 0
+            }
+        );
     }
 }

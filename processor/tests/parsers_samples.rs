@@ -2,7 +2,8 @@
 //! for every line of `<System>_2k.log`, the columns of Loghub's ground truth
 //! (`<System>_2k.log_structured.csv`, row N ↔ line N), a level that normalises, and a time
 //! its format reads. Then Elastic's sample Apache access log, Ubuntu auth.log and Kafka
-//! broker logs, JSON and logfmt lines built from the Loghub rows, and an ignored
+//! broker logs, Docker json-file and CRI lines, JSON and logfmt lines built from the Loghub
+//! rows, and an ignored
 //! micro-benchmark.
 //!
 //! The data lives outside the repository (`../shared/data`, see its README); CI provides it,
@@ -628,6 +629,63 @@ fn kafka_log_records_parse_and_continuations_fail() {
         BTreeMap::from([(Level::Info, 1099), (Level::Warn, 1), (Level::Error, 5)])
     );
     assert_eq!(records, 1105);
+}
+
+/// Docker's json-file lines (Elastic's real sample, one line of it corrupted) with the json
+/// parser and the `time` field as the event time; then the same events as CRI lines (what
+/// containerd and CRI-O write: `<time> <stream> <F|P> <message>`) with a pattern.
+#[test]
+fn docker_json_file_and_cri_lines() {
+    let log = read("elastic-beats/docker_corrupted.log");
+    let lines = lines(&log);
+    assert_eq!(lines.len(), 21);
+    let json = Parser::json("_");
+    let rfc3339 = TimeFormat::parse_spec("rfc3339").unwrap();
+    let mut events = Vec::new();
+    let mut failed = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        let mut fields = Fields::new();
+        match json.parse(line, &mut fields) {
+            Ok(()) => {
+                let time = field(&fields, "time").unwrap().to_string();
+                let at = rfc3339
+                    .parse(&time, 0)
+                    .unwrap_or_else(|| panic!("line {}: {time:?}", n + 1));
+                // Nanoseconds survive (Docker writes up to 9 digits, trailing zeros cut).
+                let digits = time.split('.').nth(1).unwrap().trim_end_matches('Z');
+                let frac: i64 = format!("{digits:0<9}").parse().unwrap();
+                assert_eq!(at.rem_euclid(1_000_000_000), frac, "line {}", n + 1);
+                let message = field(&fields, "log").unwrap();
+                assert!(message.ends_with('\n'), "line {}: {message:?}", n + 1);
+                assert_eq!(field(&fields, "stream"), Some("stdout"));
+                events.push((time, message.trim_end_matches('\n').to_string(), at));
+            }
+            Err(e) => {
+                assert!(fields.is_empty(), "a failed parse leaves no fields");
+                failed.push((n + 1, e.to_string()));
+            }
+        }
+    }
+    assert_eq!(events.len(), 20);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, 7, "the corrupted line");
+    assert_eq!(failed[0].1, "not a JSON object");
+    assert_eq!(
+        events[0].1,
+        "Fetching main repository github.com/elastic/beats..."
+    );
+
+    let cri = Parser::pattern("<time> <stream> <tag> <log>").unwrap();
+    for (time, message, at) in &events {
+        let line = format!("{time} stdout F {message}");
+        let mut fields = Fields::new();
+        cri.parse(&line, &mut fields)
+            .unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(field(&fields, "stream"), Some("stdout"));
+        assert_eq!(field(&fields, "tag"), Some("F"));
+        assert_eq!(field(&fields, "log"), Some(message.as_str()), "{line}");
+        assert_eq!(rfc3339.parse(field(&fields, "time").unwrap(), 0), Some(*at));
+    }
 }
 
 /// Every Loghub row as a JSON object: its columns as strings, the LineId as a number, the

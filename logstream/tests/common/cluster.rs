@@ -17,17 +17,31 @@ pub struct RoleProc {
     pub port: u16,
     config: PathBuf,
     log: PathBuf,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
 impl RoleProc {
     fn spawn(role: &'static str, name: &str, config: &Path, dir: &Path) -> Self {
+        Self::spawn_with_env(role, name, config, dir, Vec::new())
+    }
+
+    /// `logstream <role> --config <config>` with `env` added to its environment, logging to
+    /// `<dir>/<name>.log`.
+    pub fn spawn_with_env(
+        role: &'static str,
+        name: &str,
+        config: &Path,
+        dir: &Path,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let mut p = Self {
             role,
             name: name.to_string(),
             port: free_port(),
             config: config.to_path_buf(),
             log: dir.join(format!("{name}.log")),
+            env,
             child: None,
         };
         p.start();
@@ -49,6 +63,7 @@ impl RoleProc {
             .arg("--instance")
             .arg(&self.name)
             .env("RUST_LOG", "info,rdkafka=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -2,8 +2,12 @@
 //! the TOML format `logstream ingest|processor|query|agent --config` reads (logstream's
 //! `config.rs`; a test there parses what this renders, so the two cannot drift apart).
 //!
-//! Each component gets only the sections it reads, so a LogPipeline change rolls the processor
-//! and the agent but not ingest or query.
+//! Each component gets only the sections it reads. The processor, query and standalone
+//! components read their `[[pipelines]]` again while they run (a ConfigMap volume changes under
+//! a running pod), so a LogPipeline change restarts none of them: [`restart_basis`] leaves the
+//! pipelines out of the hash that rolls pods. The agent gets only what it uses of a pipeline
+//! (selector, static labels, multiline), so a parser change does not restart it either; a
+//! selector change does.
 
 use std::collections::BTreeMap;
 
@@ -146,13 +150,38 @@ fn positive(days: i32) -> u32 {
     u32::try_from(days.max(1)).unwrap_or(1)
 }
 
-/// The config file of `component`, or `None` for the embedded install's single pod, which
-/// takes its settings as flags.
+/// The config file of `component`. The embedded install's single pod takes its settings as
+/// flags and reads only the `[[pipelines]]` of its file (`--pipelines-config`).
 pub fn render(
     names: &Names,
     spec: &LogStreamSpec,
     pipelines: &[PipelineEntry],
     component: Component,
+) -> Result<String, toml::ser::Error> {
+    render_with(names, spec, pipelines, component, true)
+}
+
+/// What decides whether `component`'s pods restart (hashed into their template): its config,
+/// without the `[[pipelines]]` when the component reads them again while it runs.
+pub fn restart_basis(
+    names: &Names,
+    spec: &LogStreamSpec,
+    pipelines: &[PipelineEntry],
+    component: Component,
+) -> Result<String, toml::ser::Error> {
+    let reloads = matches!(
+        component,
+        Component::Processor | Component::Query | Component::Standalone
+    );
+    render_with(names, spec, pipelines, component, !reloads)
+}
+
+fn render_with(
+    names: &Names,
+    spec: &LogStreamSpec,
+    pipelines: &[PipelineEntry],
+    component: Component,
+    with_pipelines: bool,
 ) -> Result<String, toml::ser::Error> {
     let kafka = match spec.bus.selected() {
         Some(Bus::Kafka(k)) => Some(KafkaSection {
@@ -167,7 +196,30 @@ pub fn render(
         url: &spec.storage.url,
         options: &spec.storage.options,
     };
+    // What the agent uses of a pipeline: which pods, their static labels, multiline joining.
+    let agent_view: Vec<PipelineEntry> = pipelines
+        .iter()
+        .map(|p| {
+            let mut spec = LogPipelineSpec::new(p.spec.log_stream_ref.name.clone());
+            spec.log_stream_ref = p.spec.log_stream_ref.clone();
+            spec.selector = p.spec.selector.clone();
+            spec.labels = p.spec.labels.clone();
+            spec.multiline = p.spec.multiline.clone();
+            PipelineEntry {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                // Not used by the agent; left out so a new generation does not restart it.
+                generation: 0,
+                spec,
+            }
+        })
+        .collect();
     let no_pipelines: &[PipelineEntry] = &[];
+    let (pipelines_in, agent_pipelines) = if with_pipelines {
+        (pipelines, agent_view.as_slice())
+    } else {
+        (no_pipelines, no_pipelines)
+    };
     let file = match component {
         Component::Ingest => File {
             kafka,
@@ -185,7 +237,7 @@ pub fn render(
             }),
             retention: Some(retention(spec, pipelines)),
             agent: None,
-            pipelines,
+            pipelines: pipelines_in,
         },
         Component::Query => File {
             kafka,
@@ -193,7 +245,7 @@ pub fn render(
             processor: None,
             retention: Some(retention(spec, pipelines)),
             agent: None,
-            pipelines: no_pipelines,
+            pipelines: pipelines_in,
         },
         Component::Standalone => File {
             kafka: None,
@@ -201,7 +253,7 @@ pub fn render(
             processor: None,
             retention: Some(retention(spec, pipelines)),
             agent: None,
-            pipelines,
+            pipelines: pipelines_in,
         },
         Component::Agent => File {
             kafka: None,
@@ -213,7 +265,7 @@ pub fn render(
                 pods_dir: spec.agent.host_log_path.clone(),
                 kubernetes: true,
             }),
-            pipelines,
+            pipelines: agent_pipelines,
         },
     };
     let header = format!(

@@ -73,21 +73,30 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired, BuildError> {
         image: ls.spec.image.as_deref().unwrap_or(input.default_image),
     };
     let mut out = Desired::default();
-    let render = |component| {
-        config::render(&names, &ls.spec, input.pipelines, component)
-            .map_err(|e| BuildError(format!("render the {} config: {e}", component.as_str())))
+    let err = |component: Component| {
+        move |e: toml::ser::Error| {
+            BuildError(format!("render the {} config: {e}", component.as_str()))
+        }
+    };
+    // The config file, and what of it restarts the pods when it changes.
+    let render = |component| -> Result<(String, String), BuildError> {
+        let text =
+            config::render(&names, &ls.spec, input.pipelines, component).map_err(err(component))?;
+        let basis = config::restart_basis(&names, &ls.spec, input.pipelines, component)
+            .map_err(err(component))?;
+        Ok((text, basis))
     };
     match ls.spec.bus.selected() {
         Some(Bus::Kafka(_)) => {
             for component in Component::ROLES {
                 let role = role_spec(ls, component);
-                let rendered = render(component)?;
+                let (rendered, basis) = render(component)?;
                 out.config_maps.push(ctx.config_map(component, &rendered));
                 out.services
                     .push(services::client(&ctx, component, component));
                 out.services.push(services::headless(&ctx, component));
                 out.stateful_sets
-                    .push(workloads::role(&ctx, component, role, &rendered));
+                    .push(workloads::role(&ctx, component, role, &basis));
                 out.disruption_budgets
                     .push(scaling::disruption_budget(&ctx, component));
                 if let Some(autoscaling) = &role.autoscaling {
@@ -97,7 +106,7 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired, BuildError> {
             }
         }
         Some(Bus::Embedded(embedded)) => {
-            let rendered = render(Component::Standalone)?;
+            let (rendered, basis) = render(Component::Standalone)?;
             out.config_maps
                 .push(ctx.config_map(Component::Standalone, &rendered));
             // Clients address ingest and query the same way whichever bus is used.
@@ -108,7 +117,7 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired, BuildError> {
             out.services
                 .push(services::headless(&ctx, Component::Standalone));
             out.stateful_sets
-                .push(workloads::standalone(&ctx, embedded, &rendered));
+                .push(workloads::standalone(&ctx, embedded, &basis));
         }
         None => {
             return Err(BuildError(
@@ -117,14 +126,14 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired, BuildError> {
         }
     }
     if ls.spec.agent.enabled {
-        let rendered = render(Component::Agent)?;
+        let (rendered, basis) = render(Component::Agent)?;
         out.config_maps
             .push(ctx.config_map(Component::Agent, &rendered));
         out.service_accounts.push(workloads::agent_account(&ctx));
         out.cluster_roles.push(workloads::agent_cluster_role(&ctx));
         out.cluster_role_bindings
             .push(workloads::agent_cluster_role_binding(&ctx));
-        out.daemon_sets.push(workloads::agent(&ctx, &rendered));
+        out.daemon_sets.push(workloads::agent(&ctx, &basis));
     }
     Ok(out)
 }
@@ -186,10 +195,10 @@ impl Ctx<'_> {
     }
 }
 
-/// Hash of a rendered config, as hex: a pod-template annotation, so a config change rolls the
-/// pods (a ConfigMap mounted as a volume changes under a running pod, which would not re-read it).
-pub(crate) fn config_hash(rendered: &str) -> String {
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(rendered.as_bytes()))
+/// Hash of what of a config the pods read only at start ([`config::restart_basis`]), as hex: a
+/// pod-template annotation, so such a change rolls the pods.
+pub(crate) fn config_hash(basis: &str) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(basis.as_bytes()))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use logstream_crds::logpipeline::{LogPipelineSpec, Parser};
 use logstream_crds::logstream::{Autoscaling, BusSpec, KafkaBus, ScalingMetric, SecretRef};
@@ -330,8 +331,28 @@ fn the_agent_reads_host_logs_read_only_with_least_privilege() {
     );
 }
 
+fn template_hash(d: &Desired, name: &str) -> String {
+    let annotations = |meta: Option<&ObjectMeta>| {
+        meta.and_then(|m| m.annotations.as_ref()).unwrap()[crate::names::CONFIG_HASH_ANNOTATION]
+            .clone()
+    };
+    if let Some(s) = d
+        .stateful_sets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(name))
+    {
+        return annotations(s.spec.as_ref().unwrap().template.metadata.as_ref());
+    }
+    let ds = d
+        .daemon_sets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no workload {name}"));
+    annotations(ds.spec.as_ref().unwrap().template.metadata.as_ref())
+}
+
 #[test]
-fn pipelines_reach_the_processor_and_agent_configs_and_roll_only_them() {
+fn pipelines_reach_processor_query_and_agent_and_a_rule_change_restarts_nothing() {
     let f = Fixture::kafka();
     let before = f.build();
     let mut spec = LogPipelineSpec::new("main");
@@ -344,34 +365,62 @@ fn pipelines_reach_the_processor_and_agent_configs_and_roll_only_them() {
         spec,
     };
     let after = f.build_with(std::slice::from_ref(&entry));
-    let processor = config_of(&after, "main-processor");
-    assert!(processor.contains("[[pipelines]]"), "{processor}");
-    assert!(processor.contains("namespace = \"shop\""), "{processor}");
-    assert!(
-        processor.contains("pattern = \"^(?P<level>[A-Z]+) \""),
-        "{processor}"
-    );
-    assert!(config_of(&after, "main-agent").contains("name = \"checkout\""));
-    let hash = |d: &Desired, name: &str| {
-        let sts = sts(d, name);
-        sts.spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .annotations
-            .as_ref()
-            .unwrap()[crate::names::CONFIG_HASH_ANNOTATION]
-            .clone()
-    };
+    for name in ["main-processor", "main-query"] {
+        let cfg = config_of(&after, name);
+        assert!(cfg.contains("[[pipelines]]"), "{cfg}");
+        assert!(cfg.contains("namespace = \"shop\""), "{cfg}");
+        assert!(cfg.contains("pattern = \"^(?P<level>[A-Z]+) \""), "{cfg}");
+    }
+    // The agent gets what it uses: the pods and their labels, not the parsers.
+    let agent = config_of(&after, "main-agent");
+    assert!(agent.contains("name = \"checkout\""), "{agent}");
+    assert!(agent.contains("team = \"payments\""), "{agent}");
+    assert!(!agent.contains("regex"), "{agent}");
+    assert!(!config_of(&after, "main-ingest").contains("pipelines"));
+    // Processor and query read their pipelines again while they run; a new pipeline's rules
+    // restart no pod. The agent restarts: it now collects more pods.
+    for name in ["main-processor", "main-query", "main-ingest"] {
+        assert_eq!(
+            template_hash(&before, name),
+            template_hash(&after, name),
+            "{name}"
+        );
+    }
     assert_ne!(
-        hash(&before, "main-processor"),
-        hash(&after, "main-processor")
+        template_hash(&before, "main-agent"),
+        template_hash(&after, "main-agent")
     );
-    assert_eq!(hash(&before, "main-ingest"), hash(&after, "main-ingest"));
-    assert_eq!(hash(&before, "main-query"), hash(&after, "main-query"));
+    // A parser change restarts nothing, the agent included.
+    let mut changed = entry.clone();
+    changed.generation = 5;
+    changed.spec.parsers = vec![Parser::regex("^(?P<lvl>[a-z]+) ")];
+    let after_change = f.build_with(std::slice::from_ref(&changed));
+    for name in ["main-processor", "main-query", "main-ingest", "main-agent"] {
+        assert_eq!(
+            template_hash(&after, name),
+            template_hash(&after_change, name),
+            "{name}"
+        );
+    }
+    assert!(config_of(&after_change, "main-processor").contains("generation = 5"));
+    // A retention change is read at start only: it rolls the roles that enforce it.
+    let mut kept = changed.clone();
+    kept.spec.retention = Some(logstream_crds::logpipeline::PipelineRetention { days: 3 });
+    let after_retention = f.build_with(std::slice::from_ref(&kept));
+    assert_ne!(
+        template_hash(&after_change, "main-processor"),
+        template_hash(&after_retention, "main-processor")
+    );
+}
+
+#[test]
+fn the_embedded_install_reads_its_pipelines_from_its_config_file() {
+    let d = Fixture::embedded().build();
+    let args = container(sts(&d, "main")).args.clone().unwrap();
+    assert!(
+        args.contains(&"--pipelines-config=/etc/logstream/config.toml".to_string()),
+        "{args:?}"
+    );
 }
 
 #[test]

@@ -39,7 +39,7 @@ pub(super) fn role(
     ctx: &Ctx<'_>,
     component: Component,
     role: &RoleSpec,
-    rendered: &str,
+    restart_basis: &str,
 ) -> StatefulSet {
     let names = ctx.names;
     let mut container = container(
@@ -71,7 +71,7 @@ pub(super) fn role(
                 match_labels: Some(names.selector(component)),
                 ..LabelSelector::default()
             },
-            template: template(ctx, component, rendered, pod),
+            template: template(ctx, component, restart_basis, pod),
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
@@ -80,7 +80,7 @@ pub(super) fn role(
 
 /// The single StatefulSet of an embedded-bus install: `logstream standalone` with its data
 /// directory (the write-ahead log) on a volume claim.
-pub(super) fn standalone(ctx: &Ctx<'_>, bus: &EmbeddedBus, rendered: &str) -> StatefulSet {
+pub(super) fn standalone(ctx: &Ctx<'_>, bus: &EmbeddedBus, restart_basis: &str) -> StatefulSet {
     let names = ctx.names;
     let component = Component::Standalone;
     let spec = &ctx.ls.spec;
@@ -90,6 +90,7 @@ pub(super) fn standalone(ctx: &Ctx<'_>, bus: &EmbeddedBus, rendered: &str) -> St
         format!("--listen=0.0.0.0:{}", component.port()),
         format!("--storage={}", spec.storage.url),
         format!("--retention-days={}", spec.retention.default_days.max(1)),
+        format!("--pipelines-config={CONFIG_DIR}/{CONFIG_FILE}"),
     ];
     let resources = spec.ingest.resources.clone();
     let mut container = container(ctx, component, args, resources);
@@ -140,7 +141,7 @@ pub(super) fn standalone(ctx: &Ctx<'_>, bus: &EmbeddedBus, rendered: &str) -> St
                 match_labels: Some(names.selector(component)),
                 ..LabelSelector::default()
             },
-            template: template(ctx, component, rendered, pod),
+            template: template(ctx, component, restart_basis, pod),
             volume_claim_templates: Some(vec![claim]),
             ..StatefulSetSpec::default()
         }),
@@ -149,7 +150,7 @@ pub(super) fn standalone(ctx: &Ctx<'_>, bus: &EmbeddedBus, rendered: &str) -> St
 }
 
 /// The agent DaemonSet: one pod per selected node reading the pod logs kubelet writes.
-pub(super) fn agent(ctx: &Ctx<'_>, rendered: &str) -> DaemonSet {
+pub(super) fn agent(ctx: &Ctx<'_>, restart_basis: &str) -> DaemonSet {
     let names = ctx.names;
     let component = Component::Agent;
     let spec = &ctx.ls.spec.agent;
@@ -209,7 +210,7 @@ pub(super) fn agent(ctx: &Ctx<'_>, rendered: &str) -> DaemonSet {
                 match_labels: Some(names.selector(component)),
                 ..LabelSelector::default()
             },
-            template: template(ctx, component, rendered, pod),
+            template: template(ctx, component, restart_basis, pod),
             update_strategy: Some(DaemonSetUpdateStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDaemonSet {
@@ -406,13 +407,18 @@ fn pod_spec(mut container: Container, mut volumes: Vec<Volume>) -> PodSpec {
     }
 }
 
-fn template(ctx: &Ctx<'_>, component: Component, rendered: &str, pod: PodSpec) -> PodTemplateSpec {
+fn template(
+    ctx: &Ctx<'_>,
+    component: Component,
+    restart_basis: &str,
+    pod: PodSpec,
+) -> PodTemplateSpec {
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(ctx.names.labels(component)),
             annotations: Some(BTreeMap::from([(
                 CONFIG_HASH_ANNOTATION.to_owned(),
-                config_hash(rendered),
+                config_hash(restart_basis),
             )])),
             ..ObjectMeta::default()
         }),

@@ -6,6 +6,7 @@
 pub mod level;
 pub mod parse;
 pub mod plan;
+pub mod report;
 pub mod time;
 
 /// The pipelines in force, as the processors' configuration gives them; a new value takes
