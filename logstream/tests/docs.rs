@@ -519,6 +519,32 @@ fn run_blocks_work_as_written() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 
+/// docs/operations.md has a section for each reason the operator writes.
+#[test]
+fn operations_guide_explains_every_condition_reason() {
+    let source = std::fs::read_to_string(repo().join("crds/src/conditions.rs")).expect("read");
+    let module = source
+        .split("pub mod reasons {")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}").next())
+        .expect("crds/src/conditions.rs has `pub mod reasons`");
+    let reasons: Vec<&str> = module
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub const "))
+        .filter_map(|l| l.split('"').nth(1))
+        .collect();
+    assert!(reasons.len() >= 10, "reasons found: {reasons:?}");
+    let guide = std::fs::read_to_string(repo().join("docs/operations.md")).expect("read");
+    let missing: Vec<_> = reasons
+        .iter()
+        .filter(|r| !guide.contains(&format!("\n### `{r}`\n")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/operations.md lacks a `### `Reason`` section for {missing:?}"
+    );
+}
+
 #[test]
 fn markers_parse_and_blocks_are_found_with_them() {
     let md = "text\n<!-- doc-test: run expect=\"a b\" -->\n\n```sh\necho a b\n```\n\
