@@ -162,7 +162,7 @@ fn blocks_of(file: &str, markdown: &str) -> Vec<Block> {
             i += 1;
             continue;
         };
-        let lang = info.trim().split_whitespace().next().unwrap_or_default();
+        let lang = info.split_whitespace().next().unwrap_or_default();
         let end = (i + 1..lines.len())
             .find(|&j| lines[j].trim_start().starts_with("```"))
             .unwrap_or(lines.len());
