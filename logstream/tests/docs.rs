@@ -49,14 +49,14 @@ const README: &[(&str, &str)] = &[
         "covered-by logstream/tests/distributed.rs::every_acknowledged_event_is_stored_exactly_once_through_kill9",
     ),
     (
-        "logstream crd | kubectl apply",
-        "covered-by logstream/tests/operator_cli.rs::two_operators_one_leader_and_a_handover",
+        "helm install logstream charts/logstream",
+        "covered-by logstream/tests/install.rs::helm_install_gives_the_operator_just_the_rights_it_needs",
     ),
 ];
 
 /// Test files another branch brings (the Helm chart's install test): accepted as covering
 /// while absent. Remove an entry once the file exists (a test below insists).
-const ARRIVING: &[&str] = &["logstream/tests/install.rs"];
+const ARRIVING: &[&str] = &[];
 
 /// Blocks allowed to say `untested`; lower it when one gets a test.
 const UNTESTED_BUDGET: usize = 1;
@@ -111,6 +111,11 @@ fn doc_files() -> Vec<String> {
         .collect();
     docs.sort();
     files.extend(docs);
+    // The install's own READMEs are docs an admin reads too.
+    files.extend([
+        "charts/logstream/README.md".to_owned(),
+        "manifests/README.md".to_owned(),
+    ]);
     files
 }
 
