@@ -36,6 +36,47 @@ fn a_short_benchmark_runs_and_reports_every_figure() {
     }
 }
 
+/// `bench --distributed` as docs/benchmarks.md shows it, short: the same load through
+/// ingest, Kafka, two processors, S3 and query, side by side with standalone.
+#[test]
+fn a_short_distributed_benchmark_runs_on_kafka_and_s3() {
+    let vars = [
+        "KAFKA_BOOTSTRAP",
+        "S3_ENDPOINT",
+        "S3_REGION",
+        "S3_ACCESS_KEY_ID",
+        "S3_SECRET_ACCESS_KEY",
+    ];
+    let env = match logstream_e2e::env::E2eEnv::load() {
+        Ok(env) if vars.iter().all(|k| env.get(k).is_some()) => env,
+        _ => {
+            let _: Option<()> = logstream_e2e::env::unavailable(
+                logstream_e2e::env::Part::Kafka,
+                "target/e2e/env lacks the Kafka and S3 settings",
+            );
+            return;
+        }
+    };
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
+    let out = Command::new(env!("CARGO_BIN_EXE_logstream"))
+        .args(["bench", "--events", "20000", "--distributed"])
+        .args(["--samples", samples])
+        .envs(vars.iter().map(|k| (*k, env.get(k).expect("checked"))))
+        .output()
+        .expect("run logstream bench --distributed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    for figure in [
+        "standalone",
+        "distributed",
+        "acknowledged durably",
+        "count_over_time",
+    ] {
+        assert!(stdout.contains(figure), "missing {figure:?} in:\n{stdout}");
+    }
+}
+
 #[test]
 fn a_short_agent_benchmark_runs_and_counts_every_line_back() {
     let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");

@@ -8,6 +8,10 @@
 //!   to 20 s while it does not: a query right after a push may come before the processor).
 //! - `<!-- doc-test: run background -->`: a server; started, then awaited until `/readyz` on
 //!   its port answers, stopped after the file's last block.
+//! - `<!-- doc-test: run cluster -->`: run with bash in the repository root against the test
+//!   cluster of `./e2e/env` (its `KUBECONFIG`; its `kubectl` and `helm` first on PATH); it
+//!   must exit 0. Fails under `REQUIRE_E2E=1` when the cluster is not there, else skips.
+//!   Only for blocks that leave the shared cluster as they found it (e.g. applying the CRDs).
 //! - `<!-- doc-test: covered-by PATH[::TEST_FN] -->`: PATH (from the repository root) exists
 //!   and, when given, contains `fn TEST_FN`; that test (or CI step such as `.ci/run`) runs
 //!   the same commands.
@@ -59,7 +63,7 @@ const README: &[(&str, &str)] = &[
 const ARRIVING: &[&str] = &[];
 
 /// Blocks allowed to say `untested`; lower it when one gets a test.
-const UNTESTED_BUDGET: usize = 1;
+const UNTESTED_BUDGET: usize = 0;
 
 const SHELLS: &[&str] = &["sh", "bash", "shell", "console", "zsh"];
 
@@ -74,6 +78,7 @@ enum Marker {
         test: Option<String>,
     },
     Untested(String),
+    RunCluster,
 }
 
 #[derive(Debug)]
@@ -138,6 +143,7 @@ fn parse_marker(text: &str) -> Result<Marker, String> {
         return Ok(Marker::Untested(reason.to_owned()));
     }
     match text {
+        "run cluster" => Ok(Marker::RunCluster),
         "run" => Ok(Marker::Run {
             background: false,
             expect: None,
@@ -229,7 +235,7 @@ fn every_shell_block_is_run_or_covered_by_a_named_test() {
                 }
             }
             Ok(Marker::Untested(reason)) => untested.push(format!("{}: {reason}", block.place())),
-            Ok(Marker::Run { .. }) => {}
+            Ok(Marker::Run { .. } | Marker::RunCluster) => {}
         }
     }
     for line in &untested {
@@ -521,6 +527,58 @@ fn run_blocks_work_as_written() {
         .iter()
         .filter_map(|(file, blocks)| run_file(file, blocks).err())
         .collect();
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// The `run cluster` blocks, as written, against the test cluster.
+#[test]
+fn cluster_blocks_work_as_written() {
+    let blocks: Vec<Block> = all_blocks()
+        .into_iter()
+        .filter(|b| b.marker == Ok(Marker::RunCluster))
+        .collect();
+    assert!(!blocks.is_empty(), "no `run cluster` blocks found");
+    let env = logstream_e2e::env::E2eEnv::load().ok();
+    let get = |k: &str| env.as_ref().and_then(|e| e.get(k)).map(str::to_owned);
+    let (Some(kubeconfig), Some(kubectl), Some(helm)) =
+        (get("KUBECONFIG"), get("KUBECTL"), get("HELM"))
+    else {
+        let _: Option<()> = logstream_e2e::env::unavailable(
+            logstream_e2e::env::Part::Kubernetes,
+            "target/e2e/env lacks KUBECONFIG, KUBECTL or HELM",
+        );
+        return;
+    };
+    let tools = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::symlink(&kubectl, tools.path().join("kubectl")).expect("link kubectl");
+    std::os::unix::fs::symlink(&helm, tools.path().join("helm")).expect("link helm");
+    let bin = Path::new(env!("CARGO_BIN_EXE_logstream"));
+    let path = format!(
+        "{}:{}:{}",
+        tools.path().display(),
+        bin.parent().expect("bin dir").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut failures = Vec::new();
+    for block in &blocks {
+        let out = Command::new("bash")
+            .args(["-e", "-o", "pipefail", "-c", &block.text])
+            .current_dir(repo())
+            .env("PATH", &path)
+            .env("KUBECONFIG", &kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run bash");
+        if !out.status.success() {
+            failures.push(format!(
+                "{} exited with {}:\n{}{}",
+                block.place(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 
