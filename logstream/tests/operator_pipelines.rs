@@ -25,7 +25,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const TIMEOUT: Duration = Duration::from_secs(90);
+// Long enough for the operator to notice a processor that stopped (it looks every 60 s).
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `logstream operator`, one replica, without leader election.
 struct Operator {

@@ -30,6 +30,7 @@ use logstream_bus::kafka::KafkaConfig;
 use logstream_crds::conditions::{self, READY, reasons};
 use logstream_crds::logstream::Bus;
 use logstream_crds::{LogPipeline, LogStream, LogStreamStatus};
+use logstream_processor::pipeline::report::AppliedReport;
 use logstream_store::{BucketAdmin, RetentionPolicy, RetentionRule};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -57,7 +58,13 @@ pub struct Context {
     /// Per LogStream, a fingerprint of the topic and lifecycle settings last put in place, so
     /// Kafka and the bucket are contacted when they change, not on every reconcile.
     external: Mutex<HashMap<String, u64>>,
+    /// Per LogStream, the processors' pipeline reports last read and when, so its
+    /// LogPipelines share one read of the bucket (see `pipelines::REPORTS_FRESH`).
+    reports: Mutex<HashMap<String, ReadReports>>,
 }
+
+/// Reports read from a bucket, and when.
+type ReadReports = (Instant, Arc<Vec<AppliedReport>>);
 
 impl Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,7 +87,26 @@ impl Context {
             recorder,
             metrics,
             external: Mutex::new(HashMap::new()),
+            reports: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The reports of LogStream `key` read less than `fresh` ago.
+    pub(crate) fn cached_reports(
+        &self,
+        key: &str,
+        fresh: Duration,
+    ) -> Option<Arc<Vec<AppliedReport>>> {
+        let cache = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < fresh)
+            .map(|(_, r)| r.clone())
+    }
+
+    pub(crate) fn cache_reports(&self, key: String, reports: Arc<Vec<AppliedReport>>) {
+        let mut cache = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(key, (Instant::now(), reports));
     }
 
     fn external(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {

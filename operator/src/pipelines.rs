@@ -139,9 +139,7 @@ async fn reconcile_inner(p: &LogPipeline, ctx: &Context) -> Result<Action, Error
         }
         _ => None,
     };
-    let applied = reports
-        .as_deref()
-        .map(|r| applied(p, r, chrono::Utc::now()));
+    let applied = reports.map(|r| applied(p, &r, chrono::Utc::now()));
     let new = LogPipelineStatus {
         observed_generation: Some(generation),
         conditions: conditions(previous, generation, &now, evaluated),
@@ -163,20 +161,24 @@ async fn reconcile_inner(p: &LogPipeline, ctx: &Context) -> Result<Action, Error
             source,
         })?;
     }
-    // Watch a change reach the processors more closely than the resync does.
+    // The processors change without the API server knowing (they start, stop, reload), so
+    // their reports are looked at again: closely while a change spreads.
     match applied {
-        Some(a) if a.running == 0 => Ok(Action::requeue(NO_PROCESSORS)),
-        Some(a) if a.updated < a.running => Ok(Action::requeue(PROGRESS)),
-        _ => Ok(Action::requeue(RESYNC)),
+        Some(a) if a.running > 0 && a.updated < a.running => Ok(Action::requeue(PROGRESS)),
+        Some(_) => Ok(Action::requeue(WATCH_PROCESSORS)),
+        None => Ok(Action::requeue(RESYNC)),
     }
 }
 
 /// How often a pipeline the running processors do not all apply yet is looked at again.
 const PROGRESS: Duration = Duration::from_secs(10);
 
-/// How often a pipeline is looked at again while no processor reports (not started yet, or
-/// the storage unreachable for them).
-const NO_PROCESSORS: Duration = Duration::from_secs(60);
+/// How often the processors' reports are looked at otherwise (processors scaled, stopped).
+const WATCH_PROCESSORS: Duration = Duration::from_secs(60);
+
+/// How long one read of a LogStream's reports serves all of its LogPipelines: the bucket is
+/// read at most once per LogStream per this, however many pipelines it has.
+pub const REPORTS_FRESH: Duration = Duration::from_secs(8);
 
 /// What the running processors apply of one pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,10 +219,14 @@ pub fn applied(p: &LogPipeline, reports: &[AppliedReport], now: DateTime<Utc>) -
 
 /// The processors' reports in `ls`'s object storage; `None` when the storage is a local path
 /// (only the pods see it) or cannot be read now (logged: it is status, not worth failing for).
-async fn processor_reports(ls: &LogStream, ctx: &Context) -> Option<Vec<AppliedReport>> {
+async fn processor_reports(ls: &LogStream, ctx: &Context) -> Option<Arc<Vec<AppliedReport>>> {
     let url = ls.spec.storage.url.trim();
     if !url.contains("://") || url.starts_with("file://") {
         return None;
+    }
+    let key = format!("{}/{}", ls.namespace().unwrap_or_default(), ls.name_any());
+    if let Some(cached) = ctx.cached_reports(&key, REPORTS_FRESH) {
+        return Some(cached);
     }
     let mut options = ls.spec.storage.options.clone();
     match crate::controller::credentials(ls, &ctx.client).await {
@@ -233,7 +239,11 @@ async fn processor_reports(ls: &LogStream, ctx: &Context) -> Option<Vec<AppliedR
         report::read_all(&store).await
     };
     match read.await {
-        Ok(r) => Some(r),
+        Ok(r) => {
+            let r = Arc::new(r);
+            ctx.cache_reports(key, r.clone());
+            Some(r)
+        }
         Err(e) => {
             tracing::warn!(logstream = %ls.name_any(), error = %e, "cannot read the processors' pipeline reports");
             None
