@@ -611,6 +611,9 @@ impl Reader {
                 .min(self.config.batch_bytes.saturating_sub(t.pending_bytes()))
                 .max(1);
             match t.read(room, now, wall) {
+                Ok(step) if step.truncated => {
+                    self.truncated(fp);
+                }
                 Ok(step) => {
                     total += step.bytes;
                     self.metrics
@@ -628,9 +631,7 @@ impl Reader {
                             .get_or_create(&label)
                             .inc_by(bad);
                     }
-                    if step.truncated {
-                        self.truncated(fp);
-                    } else if step.eof && t.gone {
+                    if step.eof && t.gone {
                         t.finish(now);
                     }
                 }
