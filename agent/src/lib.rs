@@ -611,9 +611,6 @@ impl Reader {
                 .min(self.config.batch_bytes.saturating_sub(t.pending_bytes()))
                 .max(1);
             match t.read(room, now, wall) {
-                Ok(step) if step.truncated => {
-                    self.truncated(fp);
-                }
                 Ok(step) => {
                     total += step.bytes;
                     self.metrics
@@ -631,7 +628,9 @@ impl Reader {
                             .get_or_create(&label)
                             .inc_by(bad);
                     }
-                    if step.eof && t.gone {
+                    if step.truncated {
+                        self.truncated(fp);
+                    } else if step.eof && t.gone {
                         t.finish(now);
                     }
                 }

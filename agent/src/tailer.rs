@@ -8,9 +8,12 @@
 //!
 //! The file is read through the handle opened at discovery, so a rename (rotation) or an
 //! unlink does not interrupt it; the tailer lets go once the file is no longer listed and was
-//! read to its end. A file that shrinks below the read position was truncated in place
-//! (copytruncate): reading goes on in the copy if one with the same fingerprint exists, and
-//! what can no longer be read is counted as lost.
+//! read to its end. A file that shrinks below the read position, or that no longer starts
+//! with the line it is known by after a read, was truncated in place (copytruncate), perhaps
+//! rewritten already: reading goes on in the copy if one with the same fingerprint exists, and
+//! what can no longer be read is counted as lost. Bytes are only taken in once the file was
+//! seen to still start with its first line after they were read, so another file's content
+//! written into the same inode is never shipped as this file's.
 
 use crate::discover::PodFile;
 use crate::format::{Decoder, DecoderConfig, LogLine};
@@ -61,7 +64,8 @@ pub struct ReadStep {
     pub bytes: u64,
     pub lines: u64,
     pub eof: bool,
-    /// The file shrank below the read position.
+    /// The file shrank below the read position, or no longer starts with the line it is
+    /// known by (truncated and rewritten in place).
     pub truncated: bool,
 }
 
@@ -190,21 +194,24 @@ impl Tailer {
     pub fn read(&mut self, max: usize, now: Instant, wall_ns: i64) -> std::io::Result<ReadStep> {
         let mut step = ReadStep::default();
         let size = self.handle.metadata()?.len();
-        // Truncated in place: shorter than what was read, or (when it was rewritten past that
-        // before we looked) no longer starting with the line it is known by. The second check
-        // costs a read of the first line, so only when an idle file grows again.
-        if size < self.read_pos
-            || (self.at_eof && size > self.read_pos && !self.same_first_line()?)
-        {
+        // Truncated in place and not written past the read position yet. A file truncated and
+        // rewritten past it is caught after each read (see `read_into`).
+        if size < self.read_pos {
             step.truncated = true;
             return Ok(step);
         }
-        self.size = size;
         let mut chunk = std::mem::take(&mut self.chunk);
         chunk.resize(READ_CHUNK, 0);
         let result = self.read_into(&mut chunk, max, now, wall_ns, &mut step);
         self.chunk = chunk;
         result?;
+        if step.truncated {
+            // What was taken in before was verified; `size` is the new content's, not ours.
+            self.size = self.size.max(self.read_pos);
+            self.recount(now);
+            return Ok(step);
+        }
+        self.size = size;
         self.at_eof = step.eof;
         if step.eof {
             let before = self.pending.len();
@@ -228,6 +235,16 @@ impl Tailer {
             let n = self.handle.read(chunk)?;
             if n == 0 {
                 step.eof = true;
+                break;
+            }
+            // The bytes are this file's only if it still starts with the line it is known by
+            // after they were read: truncated and rewritten in place (copytruncate) before or
+            // during the read, they are another file's, which gets its own tailer. Checked
+            // after the read, not before, so a rewrite between check and read cannot slip
+            // through. Nothing of the chunk is kept then, and the read position stays.
+            if !self.same_first_line()? {
+                self.handle.seek(SeekFrom::Start(self.read_pos))?;
+                step.truncated = true;
                 break;
             }
             step.bytes += n as u64;
@@ -407,4 +424,130 @@ pub fn open_fingerprinted(path: &std::path::Path) -> std::io::Result<Option<(u64
         Err(e) => return Err(e),
     };
     Ok(crate::discover::fingerprint(&f)?.map(|fp| (fp, f)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn cri(id: u32) -> String {
+        format!("2024-01-01T00:00:00.{id:09}Z stdout F line {id}\n")
+    }
+
+    fn lines(from: u32, to: u32) -> String {
+        (from..to).map(cri).collect()
+    }
+
+    fn pod_file(path: &std::path::Path) -> PodFile {
+        PodFile {
+            path: path.to_path_buf(),
+            namespace: "ns".into(),
+            pod: "pod".into(),
+            uid: "uid".into(),
+            container: "app".into(),
+            live: true,
+        }
+    }
+
+    /// copytruncate, then the container writes on: the same inode holds a new file.
+    fn truncate_and_rewrite(path: &std::path::Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.set_len(0).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn texts(t: &mut Tailer) -> Vec<String> {
+        let cfg = CutConfig {
+            max_bytes: 1 << 20,
+            max_wait: Duration::ZERO,
+        };
+        let mut out = Vec::new();
+        while let Some(c) = t.cut(&cfg, Instant::now(), true) {
+            out.extend(c.lines.into_iter().map(|l| l.text));
+            t.acknowledged();
+        }
+        out
+    }
+
+    fn open(path: &std::path::Path) -> Tailer {
+        let (fp, handle) = open_fingerprinted(path).unwrap().unwrap();
+        Tailer::open(
+            fp,
+            pod_file(path),
+            handle,
+            0,
+            None,
+            DecoderConfig::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_after_its_fingerprint_is_not_read_as_it() {
+        // Found with one first line, then truncated and written past that before the first
+        // read: the bytes are the next file's, which is known by another fingerprint.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        std::fs::write(&path, lines(0, 3)).unwrap();
+        let mut t = open(&path);
+        truncate_and_rewrite(&path, &lines(100, 120));
+        let step = t.read(1 << 20, Instant::now(), 0).unwrap();
+        assert!(step.truncated, "{step:?}");
+        assert_eq!(t.read_pos(), 0);
+        t.ended = true;
+        t.finish(Instant::now());
+        assert_eq!(texts(&mut t), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_past_the_read_position_mid_read_is_not_read_on() {
+        // Read in part (not at its end), then truncated and rewritten longer: what follows the
+        // read position is the next file's.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let first = lines(0, 3);
+        std::fs::write(&path, &first).unwrap();
+        let mut t = open(&path);
+        let one = cri(0).len();
+        let step = t.read(one, Instant::now(), 0).unwrap();
+        assert!(!step.eof && !step.truncated, "{step:?}");
+        truncate_and_rewrite(&path, &lines(100, 120));
+        let step = t.read(1 << 20, Instant::now(), 0).unwrap();
+        assert!(step.truncated, "{step:?}");
+        assert_eq!(t.read_pos(), one as u64);
+        t.ended = true;
+        t.finish(Instant::now());
+        assert_eq!(texts(&mut t), ["line 0"]);
+    }
+
+    #[test]
+    fn a_growing_file_is_read_on_and_a_copy_goes_on_where_the_original_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        std::fs::write(&path, lines(0, 2)).unwrap();
+        let mut t = open(&path);
+        t.read(1 << 20, Instant::now(), 0).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(lines(2, 4).as_bytes()).unwrap();
+        let step = t.read(1 << 20, Instant::now(), 0).unwrap();
+        assert!(step.eof && !step.truncated, "{step:?}");
+        assert_eq!(texts(&mut t), ["line 0", "line 1", "line 2", "line 3"]);
+        // copytruncate after more was written: the copy holds the rest.
+        f.write_all(lines(4, 6).as_bytes()).unwrap();
+        let copy = dir.path().join("0.log.20240101-000000");
+        std::fs::copy(&path, &copy).unwrap();
+        truncate_and_rewrite(&path, &lines(200, 210));
+        let step = t.read(1 << 20, Instant::now(), 0).unwrap();
+        assert!(step.truncated, "{step:?}");
+        let (fp, handle) = open_fingerprinted(&copy).unwrap().unwrap();
+        assert_eq!(fp, t.fp);
+        t.switch_to(pod_file(&copy), handle).unwrap();
+        let step = t.read(1 << 20, Instant::now(), 0).unwrap();
+        assert!(step.eof && !step.truncated, "{step:?}");
+        assert_eq!(texts(&mut t), ["line 4", "line 5"]);
+    }
 }
