@@ -102,6 +102,9 @@ pub struct Tailer {
     pub ended: bool,
     /// The read buffer, kept between reads.
     chunk: Vec<u8>,
+    /// The last [`Tailer::expire`] held the decoder's timeouts back: the file has bytes not
+    /// read yet, which may hold what the decoder waits for.
+    expiry_held: bool,
 }
 
 impl Tailer {
@@ -137,6 +140,7 @@ impl Tailer {
             size: meta.len(),
             ended: false,
             chunk: Vec::new(),
+            expiry_held: false,
         };
         t.seek(acked)?;
         Ok(t)
@@ -193,6 +197,7 @@ impl Tailer {
     /// Reads and decodes up to `max` bytes. `wall_ns` stamps lines that carry no time.
     pub fn read(&mut self, max: usize, now: Instant, wall_ns: i64) -> std::io::Result<ReadStep> {
         let mut step = ReadStep::default();
+        self.expiry_held = false;
         let size = self.handle.metadata()?.len();
         // Truncated in place and not written past the read position yet. A file truncated and
         // rewritten past it is caught after each read (see `read_into`).
@@ -317,9 +322,19 @@ impl Tailer {
         }
     }
 
-    /// Lets the decoder emit what waited past its timeout (a multiline event, a partial line).
+    /// Lets the decoder emit what waited past its timeout (a multiline event, a partial line),
+    /// unless the file holds bytes not read yet. A timeout stands for a last piece (or next
+    /// line) that never came; while reading is paused (back-pressure, a replay cut) it may well
+    /// be in those bytes, and emitting now would ship one line as two (the last piece then goes
+    /// out alone). Reading on decides; at the end of the file the timeout applies again.
     pub fn expire(&mut self, now: Instant) {
-        self.decoder.flush_expired(now, &mut self.pending);
+        self.expiry_held = self
+            .handle
+            .metadata()
+            .is_ok_and(|m| m.len() > self.read_pos);
+        if !self.expiry_held {
+            self.decoder.flush_expired(now, &mut self.pending);
+        }
         self.recount(now);
     }
 
@@ -399,7 +414,9 @@ impl Tailer {
     /// When the decoder next needs [`Tailer::expire`] or a request is due, for sleeping.
     pub fn next_deadline(&self, cfg: &CutConfig) -> Option<Instant> {
         let cut = self.pending_since.map(|s| s + cfg.max_wait);
-        match (cut, self.decoder.next_expiry()) {
+        // A held-back timeout is no reason to wake up: the next read decides.
+        let expiry = self.decoder.next_expiry().filter(|_| !self.expiry_held);
+        match (cut, expiry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -519,6 +536,55 @@ mod tests {
         t.ended = true;
         t.finish(Instant::now());
         assert_eq!(texts(&mut t), ["line 0"]);
+    }
+
+    fn piece(id: u32, tag: &str, text: &str) -> String {
+        format!("2024-01-01T00:00:00.{id:09}Z stdout {tag} {text}\n")
+    }
+
+    #[test]
+    fn a_partial_line_whose_last_piece_is_not_read_yet_does_not_time_out() {
+        // Reading stopped (room, back-pressure) between the pieces of a split line, and stayed
+        // paused past the partial timeout. The last piece is in the file, only not read: the
+        // line must not go out in two halves (CI: `g="order 165350 shipped"` shipped alone).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let (p, f) = (piece(1, "P", "first half "), piece(1, "F", "second half"));
+        std::fs::write(&path, [cri(0), p.clone(), f.clone()].concat()).unwrap();
+        let mut t = open(&path);
+        let now = Instant::now();
+        // Up to the middle of the last piece: the first piece is in the decoder, the start
+        // of the last one in the tailer's buffer.
+        let max = cri(0).len() + p.len() + f.len() / 2;
+        let step = t.read(max, now, 0).unwrap();
+        assert!(!step.eof && !step.truncated, "{step:?}");
+        assert_eq!(t.read_pos(), max as u64);
+        let later = now + crate::format::PARTIAL_TIMEOUT * 2;
+        t.expire(later);
+        assert!(
+            t.next_deadline(&CutConfig {
+                max_bytes: 1 << 20,
+                max_wait: Duration::from_secs(3600),
+            })
+            .is_none_or(|d| d > later),
+            "no wake-up for a timeout that is held back"
+        );
+        let step = t.read(1 << 20, later, 0).unwrap();
+        assert!(step.eof && !step.truncated, "{step:?}");
+        assert_eq!(texts(&mut t), ["line 0", "first half second half"]);
+    }
+
+    #[test]
+    fn a_partial_line_without_its_last_piece_in_the_file_still_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        std::fs::write(&path, [cri(0), piece(1, "P", "died mid-")].concat()).unwrap();
+        let mut t = open(&path);
+        let now = Instant::now();
+        let step = t.read(1 << 20, now, 0).unwrap();
+        assert!(step.eof, "{step:?}");
+        t.expire(now + crate::format::PARTIAL_TIMEOUT);
+        assert_eq!(texts(&mut t), ["line 0", "died mid-"]);
     }
 
     #[test]
